@@ -1,0 +1,58 @@
+"""Metric points: ingest batches and columnar history reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from momentum.contract.common import ContractModel, MetricKey
+from momentum.contract.values import EncodedValue, MetricValue
+
+MAX_STEP = 2**63 - 1
+# Far past any real clock reading, yet it keeps garbage such as 1e300 out of storage.
+MAX_WALL_TIME = 1e11
+
+Step = Annotated[int, Field(strict=True, ge=0, le=MAX_STEP)]
+WallTime = Annotated[float, Field(ge=0, le=MAX_WALL_TIME, allow_inf_nan=False)]
+
+
+class MetricPoint(ContractModel):
+    key: MetricKey
+    step: Step
+    value: MetricValue
+    wall_time: WallTime | None = Field(
+        default=None, description="Seconds since the epoch; missing means when the server got it."
+    )
+
+
+class PointBatch(ContractModel):
+    points: list[MetricPoint] = Field(min_length=1)
+
+
+class IngestResult(BaseModel):
+    run_id: int
+    accepted: int = Field(description="Points stored (after collapsing repeats of a key and step).")
+    keys: list[str]
+
+
+class SeriesInfo(BaseModel):
+    key: str
+    count: int
+    first_step: int
+    last_step: int
+    last_value: EncodedValue
+
+
+class SeriesList(BaseModel):
+    run_id: int
+    items: list[SeriesInfo]
+
+
+class SeriesHistory(BaseModel):
+    key: str
+    steps: list[int]
+    values: list[EncodedValue]
+    wall_times: list[float]
+    total: int = Field(description="Points in the requested step range before downsampling.")
+    downsampled: bool

@@ -1,0 +1,66 @@
+"""Runs: one training run, its parameters, tags and lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, JsonValue, StringConstraints
+
+from momentum.contract.common import ContractModel, Name, Status
+from momentum.contract.values import EncodedValue
+
+TagValue = Annotated[str, StringConstraints(max_length=1000)]
+Params = dict[Name, JsonValue]
+Tags = dict[Name, TagValue]
+
+
+class RunCreate(ContractModel):
+    name: Name | None = Field(default=None, description="Defaults to `run-<id>`.")
+    project: Name = "default"
+    params: Params = Field(
+        default_factory=dict,
+        description="Hyperparameters; `optimizer`, `momentum`, `lr` also fill indexed columns.",
+    )
+    tags: Tags = Field(default_factory=dict)
+    external_id: Name | None = Field(
+        default=None,
+        description="Client-chosen idempotency key: repeating it returns the existing run (200).",
+    )
+    status: Status = Status.running
+
+
+class RunUpdate(ContractModel):
+    name: Name | None = None
+    status: Status | None = None
+    diverged: bool | None = None
+    params: Params | None = Field(default=None, description="Replaces the run's params.")
+    tags: Tags | None = Field(default=None, description="Replaces the run's tags.")
+
+
+class RunPublic(BaseModel):
+    id: int
+    name: str
+    project: str
+    status: Status
+    diverged: bool
+    params: Params
+    tags: Tags
+    external_id: str | None
+    optimizer: str | None
+    momentum: float | None
+    lr: float | None
+    sweep_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    last_heartbeat_at: datetime | None
+    last_step: int | None = Field(description="Highest step logged under any key.")
+    latest: dict[str, EncodedValue] = Field(description="Each key's value at its last step.")
+
+
+class RunHeartbeat(BaseModel):
+    id: int
+    status: Status
+    last_heartbeat_at: datetime

@@ -1,0 +1,139 @@
+"""The training configuration a job carries, and the metric keys a training loop logs.
+
+This module is part of the wire contract: the service validates job bodies with it and
+the trainer reads it, so it imports neither torch, FastAPI nor SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Framework = Literal["torch", "numpy", "keras"]
+OptimizerName = Literal["sgd", "momentum", "sgd_momentum", "nesterov", "adam"]
+DatasetName = Literal["ravine", "spirals", "blobs", "digits"]
+ModelName = Literal["linear", "logreg", "mlp", "cnn"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+# Metric keys the training loop logs. Per logged step (every `log_every` steps):
+TRAIN_KEYS: tuple[str, ...] = (
+    "loss",
+    "accuracy",  # classification datasets only
+    "lr",
+    "grad_norm",
+    "update_norm",
+    "step_time",
+)
+# Every `eval_every` steps and at the last step:
+EVAL_KEYS: tuple[str, ...] = ("val_loss", "val_accuracy")  # val_accuracy: classification only
+TRAINING_KEYS: tuple[str, ...] = TRAIN_KEYS + EVAL_KEYS
+
+REGRESSION_DATASETS: frozenset[str] = frozenset({"ravine"})
+
+# Which optimizers and models each framework implements; torch implements everything.
+FRAMEWORK_OPTIMIZERS: dict[str, frozenset[str]] = {
+    "torch": frozenset({"sgd", "momentum", "sgd_momentum", "nesterov", "adam"}),
+    "numpy": frozenset({"sgd", "momentum", "sgd_momentum", "nesterov"}),
+    "keras": frozenset({"sgd", "momentum", "nesterov", "adam"}),
+}
+FRAMEWORK_MODELS: dict[str, frozenset[str]] = {
+    "torch": frozenset({"linear", "logreg", "mlp", "cnn"}),
+    "numpy": frozenset({"linear", "logreg"}),
+    "keras": frozenset({"linear", "logreg", "mlp", "cnn"}),
+}
+
+
+class TrainingConfig(BaseModel):
+    """Everything needed to reproduce one training run.
+
+    `momentum` is the momentum coefficient μ: the velocity decay for `momentum`,
+    `sgd_momentum` and `nesterov`, and β₁ for `adam`. With `optimizer="sgd"` a non-zero
+    `momentum` is allowed but ignored (plain SGD has no velocity), so a sweep over μ can
+    include an `sgd` baseline without a special case.
+
+    Impossible combinations (a `cnn` on `ravine`, a `linear` model on a classification
+    dataset, an optimizer or model the chosen framework does not implement) are rejected
+    with a message naming the fields and their values.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    framework: Framework = "torch"
+    optimizer: OptimizerName = "momentum"
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    lr: float = Field(default=0.05, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    dataset: DatasetName = "digits"
+    model: ModelName = "mlp"
+    steps: int = Field(default=1000, ge=1, le=10_000_000)
+    batch_size: int = Field(default=64, ge=1)
+    seed: int = Field(default=0, ge=0)
+    log_every: int = Field(default=1, ge=1)
+    eval_every: int = Field(default=100, ge=1)
+    stop_on_divergence: bool = True
+    device: DeviceName = "auto"
+    # Optional knobs with defaults; they only matter for some datasets and models.
+    condition_number: float = Field(
+        default=100.0, ge=1.0, description="Ratio of largest to smallest curvature (ravine)."
+    )
+    dataset_size: int | None = Field(
+        default=None,
+        ge=10,
+        le=1_000_000,
+        description="Examples to generate (ravine, spirals, blobs); digits ignores it.",
+    )
+    hidden: int = Field(default=64, ge=1, le=4096, description="Hidden width (mlp, cnn).")
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> TrainingConfig:
+        problems = _combination_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_classification(self) -> bool:
+        """True when the dataset has classes (so accuracy is logged)."""
+        return self.dataset not in REGRESSION_DATASETS
+
+
+def _combination_problems(config: TrainingConfig) -> list[str]:
+    """Human-readable reasons why a config cannot run; empty when it can."""
+    problems: list[str] = []
+    model, dataset, framework = config.model, config.dataset, config.framework
+    if model == "cnn" and dataset != "digits":
+        problems.append(f"model 'cnn' needs dataset 'digits', got dataset '{dataset}'")
+    if model == "linear" and dataset != "ravine":
+        problems.append(
+            f"model 'linear' (regression) needs dataset 'ravine', got dataset '{dataset}'"
+        )
+    if dataset == "ravine" and model != "linear":
+        problems.append(f"dataset 'ravine' (regression) needs model 'linear', got model '{model}'")
+    if config.optimizer not in FRAMEWORK_OPTIMIZERS[framework]:
+        allowed = ", ".join(sorted(FRAMEWORK_OPTIMIZERS[framework]))
+        problems.append(
+            f"framework '{framework}' does not support optimizer '{config.optimizer}' "
+            f"(supported: {allowed})"
+        )
+    if model not in FRAMEWORK_MODELS[framework]:
+        allowed = ", ".join(sorted(FRAMEWORK_MODELS[framework]))
+        problems.append(
+            f"framework '{framework}' does not support model '{model}' (supported: {allowed})"
+        )
+    return problems
+
+
+__all__ = [
+    "EVAL_KEYS",
+    "FRAMEWORK_MODELS",
+    "FRAMEWORK_OPTIMIZERS",
+    "TRAINING_KEYS",
+    "TRAIN_KEYS",
+    "DatasetName",
+    "DeviceName",
+    "Framework",
+    "ModelName",
+    "OptimizerName",
+    "TrainingConfig",
+]

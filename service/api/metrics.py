@@ -1,0 +1,100 @@
+"""Metric ingest and history reads."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from momentum.contract import IngestResult, PointBatch, SeriesHistory, SeriesInfo, SeriesList
+from momentum.contract.common import METRIC_KEY_PATTERN
+from momentum.contract.metrics import MAX_STEP
+from momentum.contract.values import encode_value
+from service.api.runs import RunId, load_run
+from service.auth import Scope, requires
+from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.downsample import Columns, downsample, encoded_values
+from service.errors import ApiError, not_found
+from service.responses import FastJSONResponse
+from service.storage import metrics as metric_store
+
+router = APIRouter(prefix="/runs/{run_id}/metrics", tags=["metrics"])
+
+Key = Annotated[str, Path(pattern=METRIC_KEY_PATTERN, description="Metric key, e.g. train/loss")]
+
+
+@router.post("", response_model=IngestResult, dependencies=[requires(Scope.ingest)])
+def ingest_points(
+    run_id: RunId,
+    batch: PointBatch,
+    request: Request,
+    session: WriteSessionDep,
+    settings: SettingsDep,
+) -> IngestResult:
+    """Store a batch atomically; (key, step) upserts, so a resent batch never duplicates."""
+    received_at = time.time()
+    if len(batch.points) > settings.max_points_per_batch:
+        raise ApiError(
+            413,
+            "too_many_points",
+            f"{len(batch.points)} points in one batch; the limit is "
+            f"{settings.max_points_per_batch}: split the batch",
+        )
+    load_run(session, run_id)
+    outcome = metric_store.ingest(session, run_id, batch.points, received_at)
+    request.app.state.observability.points_ingested.inc(outcome.accepted)
+    return IngestResult(run_id=run_id, accepted=outcome.accepted, keys=outcome.keys)
+
+
+@router.get("", response_model=SeriesList, dependencies=[requires(Scope.read)])
+def list_series(run_id: RunId, session: SessionDep) -> SeriesList:
+    """The run's metric keys with point count, step range and last value."""
+    load_run(session, run_id)
+    items = [
+        SeriesInfo(
+            key=s.key,
+            count=s.count,
+            first_step=s.first_step,
+            last_step=s.last_step,
+            last_value=encode_value(s.last_value),
+        )
+        for s in metric_store.series_summaries(session, run_id)
+    ]
+    return SeriesList(run_id=run_id, items=items)
+
+
+@router.get(
+    "/{key:path}",
+    response_model=SeriesHistory,
+    dependencies=[requires(Scope.read)],
+    response_class=FastJSONResponse,
+)
+def read_history(
+    run_id: RunId,
+    key: Key,
+    session: SessionDep,
+    start_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
+    end_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = MAX_STEP,
+    max_points: Annotated[
+        int | None, Query(ge=1, le=10_000_000, description="Downsample to at most this many.")
+    ] = None,
+) -> Response:
+    """One series as columns, optionally a step range, downsampled keeping extremes."""
+    load_run(session, run_id)
+    series_id = metric_store.find_series_id(session, run_id, key)
+    if series_id is None:
+        raise not_found(f"metric {key!r} of run", run_id)
+    columns = Columns.from_rows(metric_store.read_rows(session, series_id, start_step, end_step))
+    shown = downsample(columns, max_points) if max_points is not None else columns
+    return FastJSONResponse(
+        {
+            "key": key,
+            "steps": shown.steps.tolist(),
+            "values": encoded_values(shown.values),
+            "wall_times": shown.wall_times.tolist(),
+            "total": len(columns),
+            "downsampled": len(shown) < len(columns),
+        }
+    )

@@ -1,0 +1,142 @@
+"""Runs: create (idempotent by external_id), list with filters, get, patch, delete, heartbeat."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import StringConstraints
+from sqlalchemy.orm import Session
+
+from momentum.contract import Page, RunCreate, RunHeartbeat, RunPublic, RunUpdate, Status
+from momentum.contract.values import encode_value
+from service.auth import Scope, requires
+from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.errors import ApiError, not_found
+from service.models import Run
+from service.storage import metrics as metric_store
+from service.storage import runs as run_store
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The run's id.")]
+SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
+Pair = Annotated[str, StringConstraints(pattern=r"^[^:]+:.*$", max_length=1000)]
+
+
+def load_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise not_found("run", run_id)
+    return run
+
+
+def to_public(session: Session, runs: list[Run]) -> list[RunPublic]:
+    latest = metric_store.latest_values(session, [run.id for run in runs])
+    out = []
+    for run in runs:
+        by_key = latest.get(run.id, {})
+        out.append(
+            RunPublic.model_validate(
+                {
+                    **{c.key: getattr(run, c.key) for c in Run.__table__.columns},
+                    "last_step": max((step for step, _ in by_key.values()), default=None),
+                    "latest": {key: encode_value(value) for key, (_, value) in by_key.items()},
+                }
+            )
+        )
+    return out
+
+
+def _pairs(raw: list[str] | None, what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in raw or []:
+        name, _, value = item.partition(":")
+        if '"' in name:
+            raise ApiError(422, "validation_error", f"{what} names may not contain '\"': {name!r}")
+        pairs.append((name, value))
+    return pairs
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=RunPublic,
+    dependencies=[requires(Scope.ingest)],
+    responses={200: {"model": RunPublic, "description": "The run with this external_id."}},
+)
+def create_run(body: RunCreate, session: WriteSessionDep, response: Response) -> RunPublic:
+    """Create a run; repeating an external_id returns the existing run with 200."""
+    run, created = run_store.create_run(session, body)
+    if not created:
+        response.status_code = 200
+    return to_public(session, [run])[0]
+
+
+@router.get("", response_model=Page[RunPublic], dependencies=[requires(Scope.read)])
+def list_runs(
+    session: SessionDep,
+    settings: SettingsDep,
+    project: Annotated[str | None, Query(max_length=250)] = None,
+    status: Status | None = None,
+    optimizer: Annotated[str | None, Query(max_length=64)] = None,
+    momentum_min: float | None = None,
+    momentum_max: float | None = None,
+    sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    tag: Annotated[list[Pair] | None, Query(description="key:value; repeatable (AND)")] = None,
+    param: Annotated[
+        list[Pair] | None, Query(description="name:value, value as JSON or text; repeatable")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=250, description="Text in the run's name.")] = None,
+    sort: SortField = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> Page[RunPublic]:
+    """List runs, filtered, sorted and paginated."""
+    filters = run_store.RunFilters(
+        project=project,
+        status=status,
+        optimizer=optimizer,
+        momentum_min=momentum_min,
+        momentum_max=momentum_max,
+        sweep_id=sweep_id,
+        tags=_pairs(tag, "tag"),
+        params=_pairs(param, "param"),
+        q=q,
+    )
+    limit = min(limit, settings.max_page_size)
+    runs, total = run_store.list_runs(session, filters, sort, limit, offset)
+    return Page[RunPublic](items=to_public(session, runs), total=total, limit=limit, offset=offset)
+
+
+@router.get("/{run_id}", response_model=RunPublic, dependencies=[requires(Scope.read)])
+def get_run(run_id: RunId, session: SessionDep) -> RunPublic:
+    """One run with its last step and latest values."""
+    return to_public(session, [load_run(session, run_id)])[0]
+
+
+@router.patch("/{run_id}", response_model=RunPublic, dependencies=[requires(Scope.ingest)])
+def update_run(run_id: RunId, body: RunUpdate, session: WriteSessionDep) -> RunPublic:
+    """Rename, retag, change params, set status or divergence."""
+    run = run_store.update_run(session, load_run(session, run_id), body)
+    return to_public(session, [run])[0]
+
+
+@router.delete("/{run_id}", status_code=204, dependencies=[requires(Scope.admin)])
+def delete_run(run_id: RunId, session: WriteSessionDep) -> Response:
+    """Delete a run with all its series and points."""
+    session.delete(load_run(session, run_id))
+    session.flush()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{run_id}/heartbeat", response_model=RunHeartbeat, dependencies=[requires(Scope.ingest)]
+)
+def heartbeat(run_id: RunId, session: WriteSessionDep) -> RunHeartbeat:
+    """Keep an SDK run alive; a run silent past the timeout becomes failed."""
+    run = run_store.heartbeat(session, load_run(session, run_id))
+    assert run.last_heartbeat_at is not None
+    return RunHeartbeat(
+        id=run.id, status=Status(run.status), last_heartbeat_at=run.last_heartbeat_at
+    )

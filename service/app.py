@@ -1,0 +1,89 @@
+"""The app factory: `create_app(settings)` builds everything; nothing connects at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, FastAPI
+
+import momentum
+from service.api import metrics, operation_id, ops, runs
+from service.auth import assert_every_api_route_guarded
+from service.db import make_engine, make_sessionmaker, transaction
+from service.deps import reject_unknown_query
+from service.errors import install_error_handlers
+from service.limits import BodySizeLimit
+from service.observability import Observability, RequestMetrics
+from service.settings import Settings
+from service.storage.runs import fail_silent_runs
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger(__name__)
+
+
+def _api_router() -> APIRouter:
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query)])
+    api.include_router(runs.router)
+    api.include_router(metrics.router)
+    api.include_router(ops.api_router)
+    return api
+
+
+async def _reap_silent_runs(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    while True:
+        await asyncio.sleep(settings.reaper_interval_s)
+        try:
+            await to_thread.run_sync(_reap_once, app)
+        except Exception:  # the reaper must outlive a database hiccup
+            log.exception("failing silent runs did not work this round")
+
+
+def _reap_once(app: FastAPI) -> None:
+    with transaction(app.state.sessions, write=True) as session:
+        fail_silent_runs(session, app.state.settings.run_heartbeat_timeout_s)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    engine = make_engine(app.state.settings)
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    reaper = asyncio.create_task(_reap_silent_runs(app))
+    try:
+        yield
+    finally:
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+        engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Momentum Monitor",
+        version=momentum.__version__,
+        description="Training metrics, momentum sweeps and run comparison.",
+        lifespan=_lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.settings = settings
+    app.state.observability = Observability()
+    install_error_handlers(app)
+    app.include_router(ops.open_router)
+    app.include_router(_api_router())
+    assert_every_api_route_guarded(app, API_PREFIX)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, observability=app.state.observability)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory` and multi-process serving: settings from MOMENTUM_*."""
+    return create_app(Settings())

@@ -1,0 +1,72 @@
+"""Request dependencies as `Annotated` aliases; handlers take these, never module globals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
+
+from service.db import transaction
+from service.errors import ApiError
+from service.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _read_session(request: Request) -> Iterator[Session]:
+    with transaction(request.app.state.sessions, write=False) as session:
+        yield session
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    with transaction(request.app.state.sessions, write=True) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+# scope="function": the transaction commits before the response is sent, so an
+# acknowledged request is a committed one.
+SessionDep = Annotated[Session, Depends(_read_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(_write_session, scope="function")]
+
+_allowed_query_names: dict[int, frozenset[str]] = {}
+
+
+def _declared_query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared_query_names(sub)
+    return names
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    names = _allowed_query_names.get(id(route))
+    if names is None:
+        names = frozenset(_declared_query_names(route.dependant))
+        _allowed_query_names[id(route)] = names
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Unknown query parameters are a 422: a typo such as `?limt=5` must not pass silently."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    unknown = sorted(set(request.query_params) - _query_names(route))
+    if unknown:
+        allowed = ", ".join(sorted(_query_names(route))) or "none"
+        raise ApiError(
+            422,
+            "unknown_query_parameter",
+            f"unknown query parameter(s): {', '.join(unknown)}; this route accepts: {allowed}",
+            [
+                {"loc": ["query", name], "msg": "unknown parameter", "type": "extra_forbidden"}
+                for name in unknown
+            ],
+        )

@@ -1,0 +1,99 @@
+"""The contract's error shape, `{"error": {"code", "message", "detail"}}`, for every failure."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from momentum.contract import error_response
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A caller's mistake (or a conflict) with a message a person can act on."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        detail: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.detail = detail or []
+        self.headers = headers
+
+
+def not_found(what: str, ident: object) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {ident} does not exist")
+
+
+def _json_error(
+    status_code: int,
+    code: str,
+    message: str,
+    detail: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_response(code, message, detail), status_code, headers=headers)
+
+
+def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
+    items = []
+    for error in exc.errors():
+        loc = list(error.get("loc", ()))
+        if loc and loc[0] == "body":
+            # The body is the request itself: a bad point reads ["points", 3, "step"].
+            loc = loc[1:]
+        items.append({"loc": loc, "msg": str(error.get("msg", "")), "type": error.get("type", "")})
+    return items
+
+
+def _summary(items: list[dict[str, Any]]) -> str:
+    first = items[0]
+    where = ".".join(str(part) for part in first["loc"]) or "request"
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    return f"invalid request: {where}: {first['msg']}{more}"
+
+
+async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return _json_error(exc.status_code, exc.code, exc.message, exc.detail, exc.headers)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    items = _validation_items(exc)
+    if any(item["type"] == "json_invalid" for item in items):
+        return _json_error(400, "invalid_json", "the request body is not valid JSON", items)
+    return _json_error(422, "validation_error", _summary(items), items)
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return _json_error(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _json_error(500, "internal_error", "the server failed; the request was not applied")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

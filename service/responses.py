@@ -1,0 +1,15 @@
+"""Fast JSON responses for large payloads (histories, comparisons)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse
+
+
+class FastJSONResponse(JSONResponse):
+    """orjson-encoded. Callers encode non-finite floats as strings first (orjson writes null)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

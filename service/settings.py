@@ -1,0 +1,63 @@
+"""One settings object, read by the app factory, the CLI and migrations/env.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every field reads `MOMENTUM_<NAME>` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="MOMENTUM_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite default lives.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; e.g. postgresql+psycopg://user:pw@host/db. "
+        "Default: SQLite file momentum.sqlite3 in data_dir.",
+    )
+
+    token: SecretStr | None = Field(default=None, description="Full access.")
+    worker_token: SecretStr | None = Field(
+        default=None, description="Worker protocol, run creation, metric ingest, reads."
+    )
+    read_token: SecretStr | None = Field(default=None, description="Reads only.")
+
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_points_per_batch: int = Field(default=100_000, ge=10_000)
+    max_page_size: int = Field(default=1000, ge=1)
+    default_history_points: int = Field(
+        default=100_000_000, ge=1, description="max_points used when a history read names none."
+    )
+
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL",
+        description="NORMAL survives a killed process; FULL also survives a power cut.",
+    )
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    pool_size: int = Field(default=10, ge=1)
+    pool_max_overflow: int = Field(default=10, ge=0)
+    pool_timeout_s: float = Field(default=10.0, gt=0)
+
+    run_heartbeat_timeout_s: float = Field(
+        default=300.0, gt=0, description="A heartbeating run silent this long becomes failed."
+    )
+    reaper_interval_s: float = Field(default=5.0, gt=0)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'momentum.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return any(t is not None for t in (self.token, self.worker_token, self.read_token))

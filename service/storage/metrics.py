@@ -1,0 +1,158 @@
+"""Data access for metric points: batch upsert, series summaries, columnar history reads."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from momentum.contract import MetricPoint
+from service.models import Point, Run, Series
+
+_upserts: dict[str, Any] = {}
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _point_upsert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (series_id, step) DO UPDATE, built once per dialect."""
+    statement = _upserts.get(dialect)
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        base = insert(Point)
+        statement = base.on_conflict_do_update(
+            index_elements=[Point.series_id, Point.step],
+            set_={"value": base.excluded.value, "wall_time": base.excluded.wall_time},
+        )
+        _upserts[dialect] = statement
+    return statement
+
+
+def series_ids(session: Session, run_id: int, keys: Iterable[str]) -> dict[str, int]:
+    """Ids of the run's series for `keys`, creating the missing ones."""
+    wanted = set(keys)
+    lookup = select(Series.key, Series.id).where(Series.run_id == run_id, Series.key.in_(wanted))
+    found: dict[str, int] = {key: id_ for key, id_ in session.execute(lookup)}
+    missing = wanted - found.keys()
+    if missing:
+        insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+        rows = [{"run_id": run_id, "key": key} for key in sorted(missing)]
+        session.execute(insert(Series).on_conflict_do_nothing(), rows)
+        found = {key: id_ for key, id_ in session.execute(lookup)}
+    return found
+
+
+def _is_loss(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].endswith("loss")
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    accepted: int
+    keys: list[str]
+    diverged: bool
+
+
+def ingest(
+    session: Session, run_id: int, points: Sequence[MetricPoint], received_at: float
+) -> IngestOutcome:
+    """Upsert a batch atomically. A repeated (key, step) in one batch keeps the last value.
+
+    NaN is stored as NULL (see `Point`). A non-finite loss marks the run diverged.
+    """
+    latest: dict[tuple[str, int], MetricPoint] = {(p.key, p.step): p for p in points}
+    keys = sorted({key for key, _ in latest})
+    ids = series_ids(session, run_id, keys)
+    rows = [
+        {
+            "series_id": ids[key],
+            "step": step,
+            "value": None if math.isnan(point.value) else point.value,
+            "wall_time": received_at if point.wall_time is None else point.wall_time,
+        }
+        for (key, step), point in latest.items()
+    ]
+    session.execute(_point_upsert(_dialect(session)), rows)
+    diverged = any(_is_loss(p.key) and not math.isfinite(p.value) for p in latest.values())
+    if diverged:
+        mark = update(Run).where(Run.id == run_id, Run.diverged.is_(False))
+        session.execute(mark.values(diverged=True))
+    return IngestOutcome(accepted=len(rows), keys=keys, diverged=diverged)
+
+
+def latest_values(
+    session: Session, run_ids: Sequence[int]
+) -> dict[int, dict[str, tuple[int, float | None]]]:
+    """Each run's keys with (last step, value there), by index seeks on (series_id, step)."""
+    if not run_ids:
+        return {}
+    inner = aliased(Point)
+    last_step = select(func.max(inner.step)).where(inner.series_id == Series.id).scalar_subquery()
+    statement = (
+        select(Series.run_id, Series.key, Point.step, Point.value)
+        .join(Point, Point.series_id == Series.id)
+        .where(Series.run_id.in_(run_ids), Point.step == last_step)
+    )
+    out: dict[int, dict[str, tuple[int, float | None]]] = {run_id: {} for run_id in run_ids}
+    for run_id, key, step, value in session.execute(statement):
+        out[run_id][key] = (step, value)
+    return out
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    key: str
+    count: int
+    first_step: int
+    last_step: int
+    last_value: float | None
+
+
+def series_summaries(session: Session, run_id: int) -> list[SeriesSummary]:
+    stats = (
+        select(Series.key, func.count(), func.min(Point.step), func.max(Point.step))
+        .join(Point, Point.series_id == Series.id)
+        .where(Series.run_id == run_id)
+        .group_by(Series.id, Series.key)
+        .order_by(Series.key)
+    )
+    last = latest_values(session, [run_id])[run_id]
+    return [
+        SeriesSummary(key, count, first, final, last[key][1])
+        for key, count, first, final in session.execute(stats)
+    ]
+
+
+def find_series_id(session: Session, run_id: int, key: str) -> int | None:
+    statement = select(Series.id).where(Series.run_id == run_id, Series.key == key)
+    return session.scalar(statement)
+
+
+_HISTORY_SQL = (
+    "SELECT step, value, wall_time FROM points "
+    "WHERE series_id = {p} AND step >= {p} AND step <= {p} ORDER BY step"
+)
+
+
+def read_rows(
+    session: Session, series_id: int, start_step: int, end_step: int
+) -> list[tuple[int, float | None, float]]:
+    """Rows straight from the driver's cursor: at 100,000 rows, building SQLAlchemy Row
+    objects would cost more than the query itself."""
+    dbapi = session.connection().connection.driver_connection
+    assert dbapi is not None
+    placeholder = "%s" if _dialect(session) == "postgresql" else "?"
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(_HISTORY_SQL.format(p=placeholder), (series_id, start_step, end_step))
+        return cursor.fetchall()
+    finally:
+        cursor.close()

@@ -1,0 +1,201 @@
+"""Data access for runs. Functions take a session and only flush; the caller commits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, String, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from momentum.contract import TERMINAL_STATUSES, RunCreate, RunUpdate, Status
+from service.models import Run, utcnow
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    project: str | None = None
+    status: Status | None = None
+    optimizer: str | None = None
+    momentum_min: float | None = None
+    momentum_max: float | None = None
+    sweep_id: int | None = None
+    tags: list[tuple[str, str]] = field(default_factory=list)
+    params: list[tuple[str, str]] = field(default_factory=list)
+    q: str | None = None
+
+
+SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
+    "created_at": (Run.created_at.asc(), Run.id.asc()),
+    "-created_at": (Run.created_at.desc(), Run.id.desc()),
+    "name": (Run.name.asc(), Run.id.asc()),
+    "-name": (Run.name.desc(), Run.id.desc()),
+    "momentum": (Run.momentum.asc().nulls_last(), Run.id.asc()),
+    "-momentum": (Run.momentum.desc().nulls_last(), Run.id.desc()),
+}
+
+
+def indexed_columns(params: dict[str, Any]) -> dict[str, Any]:
+    """The params that comparisons filter and group on, copied into indexed columns."""
+
+    def number(value: Any) -> float | None:
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if is_number else None
+
+    optimizer = params.get("optimizer")
+    return {
+        "optimizer": optimizer if isinstance(optimizer, str) else None,
+        "momentum": number(params.get("momentum")),
+        "lr": number(params.get("lr")),
+    }
+
+
+def _status_times(run: Run, status: Status, now: datetime) -> None:
+    if status == Status.running and run.started_at is None:
+        run.started_at = now
+    if status in TERMINAL_STATUSES and run.ended_at is None:
+        run.ended_at = now
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def create_run(session: Session, body: RunCreate) -> tuple[Run, bool]:
+    """Returns (run, created). A repeated external_id returns the existing run."""
+    if body.external_id is not None:
+        existing = get_run_by_external_id(session, body.external_id)
+        if existing is not None:
+            return existing, False
+    now = utcnow()
+    values = {
+        "project": body.project,
+        "name": body.name or "",
+        "external_id": body.external_id,
+        "status": body.status.value,
+        "diverged": False,
+        "params": body.params,
+        "tags": body.tags,
+        "created_at": now,
+        "updated_at": now,
+        "started_at": now if body.status == Status.running else None,
+        "ended_at": now if body.status in TERMINAL_STATUSES else None,
+        **indexed_columns(body.params),
+    }
+    # ON CONFLICT DO NOTHING: two clients racing on one external_id both end up
+    # with the same run instead of one getting an integrity error.
+    statement = _insert(session)(Run).values(values).on_conflict_do_nothing().returning(Run.id)
+    run_id = session.execute(statement).scalar_one_or_none()
+    if run_id is None:
+        assert body.external_id is not None
+        existing = get_run_by_external_id(session, body.external_id)
+        assert existing is not None
+        return existing, False
+    if not body.name:
+        session.execute(update(Run).where(Run.id == run_id).values(name=f"run-{run_id}"))
+    run = session.get(Run, run_id)
+    assert run is not None
+    return run, True
+
+
+def get_run_by_external_id(session: Session, external_id: str) -> Run | None:
+    return session.scalars(select(Run).where(Run.external_id == external_id)).one_or_none()
+
+
+def update_run(session: Session, run: Run, body: RunUpdate) -> Run:
+    now = utcnow()
+    if body.name is not None:
+        run.name = body.name
+    if body.diverged is not None:
+        run.diverged = body.diverged
+    if body.tags is not None:
+        run.tags = body.tags
+    if body.params is not None:
+        run.params = body.params
+        for column, value in indexed_columns(body.params).items():
+            setattr(run, column, value)
+    if body.status is not None:
+        run.status = body.status.value
+        _status_times(run, body.status, now)
+    run.updated_at = now
+    session.flush()
+    return run
+
+
+def heartbeat(session: Session, run: Run) -> Run:
+    now = utcnow()
+    run.last_heartbeat_at = now
+    if run.status == Status.queued:
+        run.status = Status.running.value
+        _status_times(run, Status.running, now)
+    session.flush()
+    return run
+
+
+def fail_silent_runs(session: Session, timeout_s: float) -> int:
+    """Runs that heartbeat and then fall silent past the timeout become failed."""
+    now = utcnow()
+    result = session.execute(
+        update(Run)
+        .where(
+            Run.status == Status.running.value,
+            Run.last_heartbeat_at.is_not(None),
+            Run.last_heartbeat_at < now - timedelta(seconds=timeout_s),
+        )
+        .values(status=Status.failed.value, ended_at=now, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _json_path(name: str) -> str:
+    return '$."' + name + '"'
+
+
+def _param_equals(dialect: str, name: str, raw: str) -> ColumnElement[bool]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if dialect == "postgresql":
+        return Run.params[name] == cast(literal(json.dumps(value), String), JSONB)
+    return func.json_extract(Run.params, _json_path(name)) == value
+
+
+def _filtered(statement: Select[Any], filters: RunFilters, dialect: str) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.project is not None:
+        conditions.append(Run.project == filters.project)
+    if filters.status is not None:
+        conditions.append(Run.status == filters.status.value)
+    if filters.optimizer is not None:
+        conditions.append(Run.optimizer == filters.optimizer)
+    if filters.momentum_min is not None:
+        conditions.append(Run.momentum >= filters.momentum_min)
+    if filters.momentum_max is not None:
+        conditions.append(Run.momentum <= filters.momentum_max)
+    if filters.sweep_id is not None:
+        conditions.append(Run.sweep_id == filters.sweep_id)
+    for key, value in filters.tags:
+        conditions.append(Run.tags[key].as_string() == value)
+    for name, value in filters.params:
+        conditions.append(_param_equals(dialect, name, value))
+    if filters.q:
+        escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
+    return statement.where(*conditions)
+
+
+def list_runs(
+    session: Session, filters: RunFilters, sort: str, limit: int, offset: int
+) -> tuple[list[Run], int]:
+    dialect = session.get_bind().dialect.name
+    total = session.scalar(_filtered(select(func.count()).select_from(Run), filters, dialect))
+    page = _filtered(select(Run), filters, dialect).order_by(*SORTS[sort]).limit(limit)
+    runs = list(session.scalars(page.offset(offset)))
+    return runs, int(total or 0)

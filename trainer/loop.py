@@ -1,0 +1,323 @@
+"""The training loop: `train_step` updates once, `evaluate` measures, `train` runs it all.
+
+Metrics leave through a `MetricSink` passed in, so the loop knows nothing about HTTP.
+Step numbers start at 0. On a logged step (every `log_every` steps, and always the
+first and the final one) the sink gets `loss`, `accuracy` (classification), `lr`,
+`grad_norm`, `update_norm` and `step_time`; on every `eval_every`-th step and the final
+one it also gets `val_loss` and `val_accuracy` (classification), measured on the weights
+after that step's update. Values are read from the device only on those steps, in one
+transfer, because each read is a synchronisation point.
+
+A NaN or infinite loss is divergence: an outcome, not an error. It is logged as the float
+it is, the result says `diverged=True`, and with `stop_on_divergence` training ends after
+that step. It is noticed on logged steps only; a non-finite loss poisons the weights, so
+it is still there at the next logged step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.optim import Optimizer
+
+from momentum.contract.training import TrainingConfig
+from trainer.data import Dataset, dataset_for
+from trainer.models import build_model
+from trainer.optim import build_optimizer
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+EVAL_CHUNK = 4096  # validation rows per forward pass, to bound memory on large datasets
+
+
+class MetricSink(Protocol):
+    """Receives the values logged at one step; an HTTP reporter is one implementation."""
+
+    def log(self, step: int, values: Mapping[str, float]) -> None: ...
+
+
+class NullSink:
+    """Discards everything (training without monitoring)."""
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        return None
+
+
+@dataclass
+class RecordingSink:
+    """Keeps every logged value in memory, for tests and notebooks."""
+
+    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        self.rows.append((step, dict(values)))
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """Steps and values of one metric key, in logging order."""
+        pairs = [(step, values[key]) for step, values in self.rows if key in values]
+        return [step for step, _ in pairs], [value for _, value in pairs]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended. `final_loss` is the training loss logged at the last step done."""
+
+    steps_done: int
+    final_loss: float
+    diverged: bool
+    best_val_accuracy: float | None  # None for regression
+    final_val_loss: float
+    elapsed_s: float
+    cancelled: bool
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a run is repeatable."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # NumPy's legacy seed must fit in 32 bits
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` means CUDA when this machine has it, else CPU; `cuda` without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but CUDA is not available here")
+    return torch.device(name)
+
+
+class BatchSampler:
+    """Endless shuffled minibatches from a seeded generator of its own.
+
+    The permutation is drawn on the CPU so a seed gives the same batches on any device.
+    Each epoch drops its incomplete tail, so every batch has the same size.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int) -> None:
+        self.x, self.y = x, y
+        self.batch_size = min(batch_size, len(y))
+        self.generator = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.int64)
+        self._position = 0
+
+    def next_batch(self) -> tuple[Tensor, Tensor]:
+        if self.batch_size == len(self.y):
+            return self.x, self.y  # full batch: order does not matter
+        if self._position + self.batch_size > len(self._order):
+            self._order = torch.randperm(len(self.y), generator=self.generator).to(self.x.device)
+            self._position = 0
+        indices = self._order[self._position : self._position + self.batch_size]
+        self._position += self.batch_size
+        return self.x[indices], self.y[indices]
+
+
+def train_step(
+    model: nn.Module, optimizer: Optimizer, loss_fn: LossFn, x: Tensor, y: Tensor
+) -> tuple[Tensor, Tensor]:
+    """One update on one batch; returns the batch loss and outputs, still on the device."""
+    optimizer.zero_grad(set_to_none=True)
+    outputs = model(x)
+    loss = loss_fn(outputs, y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), outputs.detach()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, classification: bool
+) -> dict[str, float]:
+    """Validation loss (and accuracy for classifiers) over the whole set, in eval mode."""
+    model.eval()
+    try:
+        loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+        correct = torch.zeros((), device=x.device, dtype=torch.float64)
+        for start in range(0, len(y), EVAL_CHUNK):
+            x_chunk, y_chunk = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
+            outputs = model(x_chunk)
+            loss_sum += loss_fn(outputs, y_chunk).double() * len(y_chunk)
+            if classification:
+                correct += (outputs.argmax(dim=1) == y_chunk).sum()
+        val_loss, val_correct = torch.stack([loss_sum, correct]).tolist()  # one device read
+    finally:
+        model.train()
+    values = {"val_loss": val_loss / len(y)}
+    if classification:
+        values["val_accuracy"] = val_correct / len(y)
+    return values
+
+
+@dataclass
+class TrainingSetup:
+    """Everything `train` builds from a config before the first step."""
+
+    config: TrainingConfig
+    device: torch.device
+    data: Dataset
+    model: nn.Module
+    optimizer: Optimizer
+    loss_fn: LossFn
+    sampler: BatchSampler
+
+    @property
+    def classification(self) -> bool:
+        return self.data.info.is_classification
+
+    def validation_values(self) -> dict[str, float]:
+        data = self.data
+        return evaluate(self.model, self.loss_fn, data.x_val, data.y_val, self.classification)
+
+
+def prepare(
+    config: TrainingConfig, dtype: torch.dtype = torch.float32, data: Dataset | None = None
+) -> TrainingSetup:
+    """Seed, pick the device, load data, build model and optimizer (in that order)."""
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        # cuDNN may otherwise pick non-deterministic kernels, and a retried job must
+        # upsert the same points it wrote the first time.
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    data = (data if data is not None else dataset_for(config, dtype=dtype)).to(device)
+    model = build_model(config, data.info).to(device=device, dtype=dtype)
+    model.train()
+    loss_fn: LossFn = F.cross_entropy if data.info.is_classification else F.mse_loss
+    return TrainingSetup(
+        config=config,
+        device=device,
+        data=data,
+        model=model,
+        optimizer=build_optimizer(model.parameters(), config),
+        loss_fn=loss_fn,
+        sampler=BatchSampler(data.x_train, data.y_train, config.batch_size, config.seed),
+    )
+
+
+def _logged_train_step(setup: TrainingSetup) -> dict[str, float]:
+    """A train step that also measures itself: the only place training values leave the device."""
+    params = [p for p in setup.model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    started = time.perf_counter()
+    x, y = setup.sampler.next_batch()
+    loss, outputs = train_step(setup.model, setup.optimizer, setup.loss_fn, x, y)
+    if setup.device.type == "cuda":
+        torch.cuda.synchronize(setup.device)  # kernels run asynchronously: wait, then time
+    step_time = time.perf_counter() - started
+    changes = [p.detach() - old for p, old in zip(params, before, strict=True)]
+    measured = [
+        loss.double(),
+        torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]).double(),
+        torch.nn.utils.get_total_norm(changes).double(),
+    ]
+    if setup.classification:
+        measured.append((outputs.argmax(dim=1) == y).double().mean())
+    read = torch.stack(measured).tolist()  # one device read for all of them
+    values = {
+        "loss": read[0],
+        "lr": float(setup.optimizer.param_groups[0]["lr"]),
+        "grad_norm": read[1],
+        "update_norm": read[2],
+        "step_time": step_time,
+    }
+    if setup.classification:
+        values["accuracy"] = read[3]
+    return values
+
+
+@dataclass
+class _Tally:
+    """What the result reports, updated from the values as they are logged."""
+
+    steps_done: int = 0
+    final_loss: float = math.nan
+    final_val_loss: float = math.nan
+    best_val_accuracy: float | None = None
+    diverged: bool = False
+
+    def record(self, values: Mapping[str, float]) -> None:
+        if "loss" in values:
+            self.final_loss = values["loss"]
+            self.diverged = self.diverged or not math.isfinite(values["loss"])
+        if "val_loss" in values:
+            self.final_val_loss = values["val_loss"]
+        accuracy = values.get("val_accuracy")
+        if accuracy is not None and not math.isnan(accuracy):
+            self.best_val_accuracy = max(accuracy, self.best_val_accuracy or 0.0)
+
+
+def train(
+    config: TrainingConfig,
+    sink: MetricSink | None = None,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    dtype: torch.dtype = torch.float32,
+    data: Dataset | None = None,
+) -> TrainResult:
+    """Train as `config` says, logging to `sink`; see the module docstring for what is logged.
+
+    `should_stop` is asked before every step; when it answers True that step becomes the
+    final one (logged and evaluated) and the result says `cancelled`. `on_progress` gets
+    `(steps_done, config.steps)` on every logged step. `data` reuses an already loaded
+    dataset (it must be the one `config` names).
+    """
+    setup = prepare(config, dtype=dtype, data=data)
+    sink = sink if sink is not None else NullSink()
+    tally, cancelled = _Tally(), False
+    started = time.perf_counter()
+    for step in range(config.steps):
+        cancelled = should_stop is not None and should_stop()
+        final = cancelled or step == config.steps - 1
+        values: dict[str, float] = {}
+        if final or step % config.log_every == 0:
+            values = _logged_train_step(setup)
+            tally.record(values)
+            final = final or (tally.diverged and config.stop_on_divergence)
+        else:
+            train_step(setup.model, setup.optimizer, setup.loss_fn, *setup.sampler.next_batch())
+        if final or step % config.eval_every == 0:
+            evaluation = setup.validation_values()
+            values.update(evaluation)
+            tally.record(evaluation)
+        tally.steps_done = step + 1
+        if values:
+            sink.log(step, values)
+        if on_progress is not None and "loss" in values:
+            on_progress(tally.steps_done, config.steps)
+        if final:
+            break
+    return TrainResult(
+        steps_done=tally.steps_done,
+        final_loss=tally.final_loss,
+        diverged=tally.diverged,
+        best_val_accuracy=tally.best_val_accuracy,
+        final_val_loss=tally.final_val_loss,
+        elapsed_s=time.perf_counter() - started,
+        cancelled=cancelled,
+    )
+
+
+__all__ = [
+    "BatchSampler",
+    "MetricSink",
+    "NullSink",
+    "RecordingSink",
+    "TrainResult",
+    "TrainingSetup",
+    "evaluate",
+    "prepare",
+    "resolve_device",
+    "seed_everything",
+    "train",
+    "train_step",
+]
