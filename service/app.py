@@ -7,11 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI
 
 import momentum
+from momentum.contract import ErrorResponse, PointBatch
 from service.api import metrics, operation_id, ops, runs
 from service.auth import assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
@@ -23,11 +25,16 @@ from service.settings import Settings
 from service.storage.runs import fail_silent_runs
 
 API_PREFIX = "/api/v1"
+RAW_BODY_MODELS = (PointBatch,)
 log = logging.getLogger(__name__)
 
 
 def _api_router() -> APIRouter:
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query)])
+    api = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[Depends(reject_unknown_query)],
+        responses={status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 422)},
+    )
     api.include_router(runs.router)
     api.include_router(metrics.router)
     api.include_router(ops.api_router)
@@ -64,6 +71,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.dispose()
 
 
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Routes that parse their own body (for speed) still publish its schema."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in RAW_BODY_MODELS:
+                document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(document.pop("$defs", {}))
+                schemas[model.__name__] = document
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
@@ -78,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(ops.open_router)
     app.include_router(_api_router())
+    _document_raw_bodies(app)
     assert_every_api_route_guarded(app, API_PREFIX)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, observability=app.state.observability)

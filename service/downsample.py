@@ -9,7 +9,6 @@ highest value: divergence is never averaged or sampled away.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +23,9 @@ class Columns:
     wall_times: np.ndarray  # float64
 
     @classmethod
-    def from_rows(cls, rows: Sequence[tuple[int, float | None, float]]) -> Columns:
-        if not rows:
-            empty = np.empty(0)
-            return cls(empty.astype(np.int64), empty, empty)
-        steps, values, wall_times = zip(*rows, strict=True)
-        return cls(
-            np.fromiter(steps, dtype=np.int64, count=len(rows)),
-            np.array(values, dtype=np.float64),  # None becomes NaN
-            np.fromiter(wall_times, dtype=np.float64, count=len(rows)),
-        )
+    def from_records(cls, records: np.ndarray) -> Columns:
+        """From a structured array with fields step, value, wall_time."""
+        return cls(records["step"], records["value"], records["wall_time"])
 
     def __len__(self) -> int:
         return len(self.steps)

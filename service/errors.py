@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -49,9 +50,9 @@ def _json_error(
     return JSONResponse(error_response(code, message, detail), status_code, headers=headers)
 
 
-def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
     items = []
-    for error in exc.errors():
+    for error in errors:
         loc = list(error.get("loc", ()))
         if loc and loc[0] == "body":
             # The body is the request itself: a bad point reads ["points", 3, "step"].
@@ -72,12 +73,17 @@ async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
     return _json_error(exc.status_code, exc.code, exc.message, exc.detail, exc.headers)
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    items = _validation_items(exc)
+def validation_error(errors: Sequence[Any]) -> ApiError:
+    """The contract's 422 (or 400 for a body that is not JSON at all)."""
+    items = _validation_items(errors)
     if any(item["type"] == "json_invalid" for item in items):
-        return _json_error(400, "invalid_json", "the request body is not valid JSON", items)
-    return _json_error(422, "validation_error", _summary(items), items)
+        return ApiError(400, "invalid_json", "the request body is not valid JSON", items)
+    return ApiError(422, "validation_error", _summary(items), items)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return await _on_api_error(request, validation_error(exc.errors()))
 
 
 async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,8 +1,12 @@
-"""Request body size limit, enforced before and while the body is read."""
+"""Request body size limit, in the contract's error shape.
+
+An announced Content-Length over the limit is refused before a byte is read. A
+chunked body (no length) is counted as it streams: the moment it passes the limit
+the 413 goes out, the app sees the client as gone, and nothing it does afterwards
+reaches the wire (so no half-read batch is ever stored).
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -10,18 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from momentum.contract import error_response
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-def _too_large_body(limit: int) -> bytes:
-    message = f"the request body is larger than the limit of {limit} bytes: send smaller batches"
-    return orjson.dumps(error_response("body_too_large", message))
+def too_large_message(limit: int) -> str:
+    return f"the request body is over the limit of {limit} bytes: send smaller batches"
 
 
 class BodySizeLimit:
-    """413 for bodies over `limit` bytes, whether announced by Content-Length or streamed."""
-
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
@@ -30,35 +27,36 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
             await self._reject(send)
             return
         received = 0
-        started = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
-                raise BodyTooLarge
+            if received > self.limit and not rejected:
+                rejected = True
+                await self._reject(send)
+                return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._reject(send)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not rejected:
+                raise
 
     async def _reject(self, send: Send) -> None:
-        body = _too_large_body(self.limit)
-        headers: list[Any] = [
+        body = orjson.dumps(error_response("body_too_large", too_large_message(self.limit)))
+        headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),

@@ -133,9 +133,9 @@ def _ravine(
 
 def _spiral_points(rng: np.random.Generator, size: int, arms: int) -> tuple[np.ndarray, np.ndarray]:
     """Interleaved spiral arms in the unit disc, one class per arm."""
-    per_arm = max(1, size // arms)
-    radius = np.tile(np.linspace(0.05, 1.0, per_arm), arms)
-    labels = np.repeat(np.arange(arms), per_arm)
+    labels = np.arange(size) % arms  # arms take turns, so `size` need not divide evenly
+    along_arm = (np.arange(size) // arms) / max(1, (size - 1) // arms)  # 0 → 1 outwards
+    radius = 0.05 + 0.95 * along_arm
     angle = labels * (2 * np.pi / arms) + radius * 4.0 + rng.normal(0.0, 0.2, radius.shape)
     features = np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1)
     return features, labels

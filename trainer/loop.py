@@ -167,6 +167,14 @@ class TrainingSetup:
     optimizer: Optimizer
     loss_fn: LossFn
     sampler: BatchSampler
+    # Built once because a logged step needs them: the trainable parameters (they hold
+    # the gradients) and detached views of them (they see every in-place update).
+    parameters: list[Tensor] = field(default_factory=list)
+    weights: list[Tensor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.weights = [p.detach() for p in self.parameters]
 
     @property
     def classification(self) -> bool:
@@ -205,33 +213,35 @@ def prepare(
 
 def _logged_train_step(setup: TrainingSetup) -> dict[str, float]:
     """A train step that also measures itself: the only place training values leave the device."""
-    params = [p for p in setup.model.parameters() if p.requires_grad]
-    before = [p.detach().clone() for p in params]
+    weights = setup.weights
+    before = [w.clone() for w in weights]
     started = time.perf_counter()
     x, y = setup.sampler.next_batch()
     loss, outputs = train_step(setup.model, setup.optimizer, setup.loss_fn, x, y)
     if setup.device.type == "cuda":
         torch.cuda.synchronize(setup.device)  # kernels run asynchronously: wait, then time
     step_time = time.perf_counter() - started
-    changes = [p.detach() - old for p, old in zip(params, before, strict=True)]
-    measured = [
-        loss.double(),
-        torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]).double(),
-        torch.nn.utils.get_total_norm(changes).double(),
-    ]
-    if setup.classification:
-        measured.append((outputs.argmax(dim=1) == y).double().mean())
-    read = torch.stack(measured).tolist()  # one device read for all of them
+    grads = [p.grad for p in setup.parameters if p.grad is not None]
+    # Per-tensor norms in one fused call; the totals are combined on the host below, so
+    # everything comes back in a single device read (each read is a synchronisation).
+    norms = torch._foreach_norm([*grads, *torch._foreach_sub(weights, before)])
+    correct = (outputs.argmax(dim=1) == y).sum() if setup.classification else loss.new_zeros(())
+    read = torch.stack([loss, correct.to(loss.dtype), *norms]).tolist()
     values = {
         "loss": read[0],
         "lr": float(setup.optimizer.param_groups[0]["lr"]),
-        "grad_norm": read[1],
-        "update_norm": read[2],
+        "grad_norm": _total_norm(read[2 : 2 + len(grads)]),
+        "update_norm": _total_norm(read[2 + len(grads) :]),
         "step_time": step_time,
     }
     if setup.classification:
-        values["accuracy"] = read[3]
+        values["accuracy"] = read[1] / len(y)
     return values
+
+
+def _total_norm(norms: list[float]) -> float:
+    """The 2-norm of all tensors together, from the 2-norm of each."""
+    return math.sqrt(math.fsum(n * n for n in norms))
 
 
 @dataclass

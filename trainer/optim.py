@@ -49,26 +49,37 @@ class ClassicalMomentum(Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                if wd != 0.0:
-                    grad = grad.add(param, alpha=wd)
-                state = self.state[param]
-                if "velocity" not in state:
-                    state["velocity"] = torch.zeros_like(param)
-                velocity = state["velocity"]
-                velocity.mul_(mu).add_(grad, alpha=-lr)
-                param.add_(velocity)
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update(params, group["lr"], group["momentum"], group["weight_decay"])
         return loss
+
+    def _update(self, params: list[Tensor], lr: float, mu: float, wd: float) -> None:
+        """The rule itself, applied to all tensors of a group at once.
+
+        Fused `_foreach` calls (the ones torch's own optimizers use) do the same
+        arithmetic as a per-tensor loop with a handful of kernel launches instead of
+        three per tensor, which matters when the model is small and steps are short.
+        """
+        grads = [p.grad for p in params if p.grad is not None]
+        if wd != 0.0:
+            grads = list(torch._foreach_add(grads, params, alpha=wd))  # g ← g + wd·w
+        velocities = [self._velocity(p) for p in params]
+        torch._foreach_mul_(velocities, mu)  # v ← μ·v ...
+        torch._foreach_add_(velocities, grads, alpha=-lr)  # ... − η·g
+        torch._foreach_add_(params, velocities)  # w ← w + v
+
+    def _velocity(self, param: Tensor) -> Tensor:
+        state = self.state[param]
+        if "velocity" not in state:
+            state["velocity"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return state["velocity"]
 
 
 def build_optimizer(params: ParamsT, config: TrainingConfig) -> Optimizer:

@@ -61,21 +61,25 @@ class TrainingConfig(BaseModel):
 
     framework: Framework = "torch"
     optimizer: OptimizerName = "momentum"
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
-    lr: float = Field(default=0.05, gt=0.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, allow_inf_nan=False)
+    lr: float = Field(default=0.05, gt=0.0, allow_inf_nan=False)
+    weight_decay: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     dataset: DatasetName = "digits"
     model: ModelName = "mlp"
     steps: int = Field(default=1000, ge=1, le=10_000_000)
-    batch_size: int = Field(default=64, ge=1)
-    seed: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=64, ge=1, le=1_000_000)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)  # fits a BIGINT column
     log_every: int = Field(default=1, ge=1)
     eval_every: int = Field(default=100, ge=1)
     stop_on_divergence: bool = True
     device: DeviceName = "auto"
     # Optional knobs with defaults; they only matter for some datasets and models.
     condition_number: float = Field(
-        default=100.0, ge=1.0, description="Ratio of largest to smallest curvature (ravine)."
+        default=100.0,
+        ge=1.0,
+        le=1e8,
+        allow_inf_nan=False,
+        description="Ratio of largest to smallest curvature (ravine).",
     )
     dataset_size: int | None = Field(
         default=None,

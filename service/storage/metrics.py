@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,25 +16,28 @@ from sqlalchemy.orm import Session, aliased
 from momentum.contract import MetricPoint
 from service.models import Point, Run, Series
 
-_upserts: dict[str, Any] = {}
+# The same text is valid on SQLite and PostgreSQL; only the placeholder differs. It runs
+# through the driver's executemany: SQLAlchemy's per-row parameter handling costs ~4x
+# the insert itself at 1,000 rows (measured: 16 ms against 4 ms on SQLite).
+_UPSERT_SQL = (
+    "INSERT INTO points (series_id, step, value, wall_time) VALUES ({p}, {p}, {p}, {p}) "
+    "ON CONFLICT (series_id, step) DO UPDATE "
+    "SET value = excluded.value, wall_time = excluded.wall_time"
+)
 
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _point_upsert(dialect: str) -> Any:
-    """INSERT … ON CONFLICT (series_id, step) DO UPDATE, built once per dialect."""
-    statement = _upserts.get(dialect)
-    if statement is None:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        base = insert(Point)
-        statement = base.on_conflict_do_update(
-            index_elements=[Point.series_id, Point.step],
-            set_={"value": base.excluded.value, "wall_time": base.excluded.wall_time},
-        )
-        _upserts[dialect] = statement
-    return statement
+def _placeholder(session: Session) -> str:
+    return "%s" if _dialect(session) == "postgresql" else "?"
+
+
+def _driver_cursor(session: Session) -> Any:
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    return connection.cursor()
 
 
 def series_ids(session: Session, run_id: int, keys: Iterable[str]) -> dict[str, int]:
@@ -72,15 +76,19 @@ def ingest(
     keys = sorted({key for key, _ in latest})
     ids = series_ids(session, run_id, keys)
     rows = [
-        {
-            "series_id": ids[key],
-            "step": step,
-            "value": None if math.isnan(point.value) else point.value,
-            "wall_time": received_at if point.wall_time is None else point.wall_time,
-        }
+        (
+            ids[key],
+            step,
+            None if math.isnan(point.value) else point.value,
+            received_at if point.wall_time is None else point.wall_time,
+        )
         for (key, step), point in latest.items()
     ]
-    session.execute(_point_upsert(_dialect(session)), rows)
+    cursor = _driver_cursor(session)
+    try:
+        cursor.executemany(_UPSERT_SQL.format(p=_placeholder(session)), rows)
+    finally:
+        cursor.close()
     diverged = any(_is_loss(p.key) and not math.isfinite(p.value) for p in latest.values())
     if diverged:
         mark = update(Run).where(Run.id == run_id, Run.diverged.is_(False))
@@ -136,23 +144,24 @@ def find_series_id(session: Session, run_id: int, key: str) -> int | None:
     return session.scalar(statement)
 
 
+# NULL (stored NaN) comes back as the text 'NaN', which numpy reads as a float NaN.
 _HISTORY_SQL = (
-    "SELECT step, value, wall_time FROM points "
+    "SELECT step, COALESCE(value, 'NaN'), wall_time FROM points "
     "WHERE series_id = {p} AND step >= {p} AND step <= {p} ORDER BY step"
 )
+_HISTORY_SQL_POSTGRES = _HISTORY_SQL.replace("'NaN'", "'NaN'::float8")
+HISTORY_DTYPE = np.dtype([("step", np.int64), ("value", np.float64), ("wall_time", np.float64)])
 
 
-def read_rows(
-    session: Session, series_id: int, start_step: int, end_step: int
-) -> list[tuple[int, float | None, float]]:
-    """Rows straight from the driver's cursor: at 100,000 rows, building SQLAlchemy Row
-    objects would cost more than the query itself."""
-    dbapi = session.connection().connection.driver_connection
-    assert dbapi is not None
-    placeholder = "%s" if _dialect(session) == "postgresql" else "?"
-    cursor = dbapi.cursor()
+def read_columns(session: Session, series_id: int, start_step: int, end_step: int) -> np.ndarray:
+    """One series as a structured array, straight from the driver's cursor into numpy:
+    at 100,000 rows, SQLAlchemy Row objects or Python lists per column would cost more
+    than the query itself."""
+    postgres = _dialect(session) == "postgresql"
+    sql = (_HISTORY_SQL_POSTGRES if postgres else _HISTORY_SQL).format(p=_placeholder(session))
+    cursor = _driver_cursor(session)
     try:
-        cursor.execute(_HISTORY_SQL.format(p=placeholder), (series_id, start_step, end_step))
-        return cursor.fetchall()
+        cursor.execute(sql, (series_id, start_step, end_step))
+        return np.fromiter(cursor, dtype=HISTORY_DTYPE)
     finally:
         cursor.close()

@@ -1,0 +1,42 @@
+# Two commands a new user needs: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install system-deps lint bench clean
+
+# torch==2.13.0 first (constraints.txt): an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[trainer,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Install everything, migrate the embedded SQLite database, serve on http://$(HOST):$(PORT)
+run: install
+	$(BIN)/momentum db upgrade
+	$(BIN)/momentum serve --host $(HOST) --port $(PORT)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+## Install everything (Debian packages too, as root) and run lint plus the whole test suite
+test: system-deps install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

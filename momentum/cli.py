@@ -1,0 +1,89 @@
+"""The `momentum` command: the composition root.
+
+Subcommands import the service or the trainer lazily, inside the command that needs
+them, so `momentum serve` starts without torch and `momentum train` without FastAPI.
+"""
+
+from __future__ import annotations
+
+import click
+
+import momentum
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(momentum.__version__, prog_name="momentum")
+def main() -> None:
+    """Momentum Monitor: log training metrics, compare runs and momentum sweeps."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--workers", default=1, show_default=True, type=int, help="Service processes (uvicorn)."
+)
+@click.option("--upgrade/--no-upgrade", default=False, help="Apply migrations before serving.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(host: str, port: int, workers: int, upgrade: bool, log_level: str) -> None:
+    """Run the HTTP service (settings from MOMENTUM_* environment variables)."""
+    import uvicorn
+
+    from service.settings import Settings
+
+    if upgrade:
+        from service.migrate import upgrade as apply_migrations
+
+        apply_migrations(Settings())
+    uvicorn.run(
+        "service.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema and maintenance."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from service.migrate import upgrade
+    from service.settings import Settings
+
+    settings = Settings()
+    upgrade(settings, revision)
+    click.echo(f"database at {revision}: {_redacted(settings.sqlalchemy_url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema revision the database is at, and the code's head."""
+    from service.db import make_engine
+    from service.migrate import current_revision, head_revision
+    from service.settings import Settings
+
+    engine = make_engine(Settings())
+    try:
+        with engine.connect() as connection:
+            current = current_revision(connection)
+    finally:
+        engine.dispose()
+    click.echo(f"current: {current}\nhead:    {head_revision()}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Small factories for test data, through the public API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+def make_run(client: TestClient, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": "run", "params": {"optimizer": "momentum", "momentum": 0.9}}
+    body.update(overrides)
+    response = client.post("/api/v1/runs", json=body)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def points(key: str, steps: range, value: Any = None) -> list[dict[str, Any]]:
+    return [
+        {"key": key, "step": step, "value": 1.0 / (step + 1) if value is None else value}
+        for step in steps
+    ]
+
+
+def log_points(client: TestClient, run_id: int, batch: list[dict[str, Any]]) -> dict[str, Any]:
+    response = client.post(f"/api/v1/runs/{run_id}/metrics", json={"points": batch})
+    assert response.status_code == 200, response.text
+    return response.json()

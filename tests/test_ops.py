@@ -1,0 +1,61 @@
+"""Operations endpoints and the error shape outside the resource routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+import momentum
+from service import Settings, create_app
+from service.migrate import head_revision
+
+
+def test_health_ready_version(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["schema_revision"] == head_revision()
+    version = client.get("/api/v1/version").json()
+    assert version["server"] == momentum.__version__
+    assert version["contract"] == momentum.CONTRACT_VERSION
+    assert version["database"] in ("sqlite", "postgresql")
+
+
+def test_readyz_names_pending_migrations(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert "momentum db upgrade" in response.json()["reason"]
+
+
+def test_prometheus_metrics_count_requests_and_points(client: TestClient) -> None:
+    run = client.post("/api/v1/runs", json={}).json()
+    client.post(
+        f"/api/v1/runs/{run['id']}/metrics",
+        json={"points": [{"key": "loss", "step": s, "value": 1} for s in range(7)]},
+    )
+    text = client.get("/metrics").text
+    assert (
+        'momentum_http_requests_total{method="POST",route="metrics-ingest_points",status="200"} 1.0'
+        in text
+    )
+    assert "momentum_points_ingested_total 7.0" in text
+    assert "momentum_http_request_duration_seconds_bucket" in text
+
+
+def test_errors_use_the_contract_shape(client: TestClient) -> None:
+    unknown_route = client.get("/api/v1/nothing-here")
+    assert unknown_route.status_code == 404
+    assert unknown_route.json()["error"]["code"] == "not_found"
+    malformed = client.post(
+        "/api/v1/runs", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "invalid_json"
+    wrong_method = client.put("/api/v1/runs")
+    assert wrong_method.status_code == 405
+    assert set(wrong_method.json()["error"]) == {"code", "message", "detail"}
+    unknown_query = client.get("/api/v1/runs", params={"limt": 5})
+    assert unknown_query.status_code == 422
+    assert unknown_query.json()["error"]["detail"][0]["loc"] == ["query", "limt"]
