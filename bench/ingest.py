@@ -18,6 +18,7 @@ Batches are encoded before the clock starts: the figure is the service's, not th
 from __future__ import annotations
 
 import argparse
+import http.client
 import multiprocessing as mp
 import os
 import statistics
@@ -59,12 +60,21 @@ def new_run(http: httpx.Client, name: str) -> int:
 
 
 def send_all(base_url: str, run_id: int, batches: list[bytes]) -> None:
+    """One keep-alive connection, stdlib client: the same client as the MLflow
+    figures in DESIGN.md (../shared/bench/mlflow_ingest.py), so the ratio is fair."""
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
     headers = {"content-type": "application/json"}
-    with httpx.Client(base_url=base_url, timeout=60) as http:
+    path = f"/api/v1/runs/{run_id}/metrics"
+    try:
         for body in batches:
-            http.post(
-                f"/api/v1/runs/{run_id}/metrics", content=body, headers=headers
-            ).raise_for_status()
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"ingest answered {response.status}")
+    finally:
+        connection.close()
 
 
 def _client_process(base_url: str, run_id: int, points: int, ready, go) -> None:  # type: ignore[no-untyped-def]
@@ -121,12 +131,22 @@ def bytes_per_point(database_url: str, data_dir: Path) -> float:
 
     engine = create_engine(database_url)
     with engine.connect() as connection:
-        count = connection.execute(text("SELECT count(*) FROM points")).scalar_one()
+        count = connection.execute(
+            text(
+                "SELECT (SELECT count(*) FROM points) + "
+                "(SELECT coalesce(sum(count), 0) FROM point_blocks)"
+            )
+        ).scalar_one()
         if engine.dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             size = sum(p.stat().st_size for p in data_dir.glob("momentum.sqlite3*"))
         else:
-            size = connection.execute(text("SELECT pg_total_relation_size('points')")).scalar_one()
+            size = connection.execute(
+                text(
+                    "SELECT pg_total_relation_size('points') "
+                    "+ pg_total_relation_size('point_blocks')"
+                )
+            ).scalar_one()
     engine.dispose()
     return size / count
 

@@ -87,7 +87,7 @@ def requires(scope: Scope, *, allow_query_token: bool = False) -> Any:
     """A route dependency granting `scope`; `allow_query_token` serves EventSource clients,
     which cannot send headers."""
 
-    def check(request: Request, credentials: Credentials) -> None:
+    async def check(request: Request, credentials: Credentials) -> None:
         presented = credentials.credentials if credentials else None
         if presented is None and allow_query_token:
             presented = request.query_params.get("token")

@@ -15,7 +15,9 @@ from service.errors import ApiError
 from service.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+# Dependencies that only look at the request are `async def`: FastAPI runs a plain `def`
+# dependency in the thread pool, and each such hop costs more than the check itself.
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -53,7 +55,7 @@ def _query_names(route: APIRoute) -> frozenset[str]:
     return names
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """Unknown query parameters are a 422: a typo such as `?limt=5` must not pass silently."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -107,6 +108,8 @@ class Series(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(250))
+    # Steps below this live in point_blocks, steps at or above it in points.
+    sealed_until: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Point(Base):
@@ -126,6 +129,21 @@ class Point(Base):
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     value: Mapped[float | None] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
+
+
+class PointBlock(Base):
+    """A sealed block of a series' points as three packed arrays (see storage/blocks.py)."""
+
+    __tablename__ = "point_blocks"
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Job(Base):

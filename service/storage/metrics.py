@@ -9,53 +9,106 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from momentum.contract import MetricPoint
-from service.models import Point, Run, Series
+from service.models import Point, PointBlock, Run, Series
+from service.storage import blocks
 
-# The same text is valid on SQLite and PostgreSQL; only the placeholder differs. It runs
-# through the driver's executemany: SQLAlchemy's per-row parameter handling costs ~4x
-# the insert itself at 1,000 rows (measured: 16 ms against 4 ms on SQLite).
+# Ingest runs on the driver's cursor: at 1,000 points a request, SQLAlchemy's per-row
+# parameter handling cost ~4x the insert itself (measured: 16 ms against 4 ms on
+# SQLite). The SQL is valid on SQLite and PostgreSQL alike; only placeholders differ.
 _UPSERT_SQL = (
     "INSERT INTO points (series_id, step, value, wall_time) VALUES ({p}, {p}, {p}, {p}) "
     "ON CONFLICT (series_id, step) DO UPDATE "
     "SET value = excluded.value, wall_time = excluded.wall_time"
 )
+_RUN_EXISTS_SQL = "SELECT 1 FROM runs WHERE id = {p}"
+_SERIES_SQL = "SELECT key, id, sealed_until FROM series WHERE run_id = {p}"
+# PostgreSQL: concurrent batches for one run take turns sealing and merging blocks.
+_SERIES_LOCKED_SQL = _SERIES_SQL + " FOR UPDATE"
+_NEW_SERIES_SQL = "INSERT INTO series (run_id, key) VALUES ({p}, {p}) ON CONFLICT DO NOTHING"
 
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def _placeholder(session: Session) -> str:
-    return "%s" if _dialect(session) == "postgresql" else "?"
+class _Cursor:
+    """The transaction's driver cursor, with the dialect's placeholder filled in."""
+
+    def __init__(self, session: Session) -> None:
+        connection = session.connection().connection.driver_connection
+        assert connection is not None
+        self.raw = connection.cursor()
+        self.placeholder = "%s" if _dialect(session) == "postgresql" else "?"
+
+    def execute(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        self.raw.execute(sql.format(p=self.placeholder), params)
+        return self.raw.fetchall() if self.raw.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.raw.executemany(sql.format(p=self.placeholder), rows)
+
+    def close(self) -> None:
+        self.raw.close()
 
 
-def _driver_cursor(session: Session) -> Any:
-    connection = session.connection().connection.driver_connection
-    assert connection is not None
-    return connection.cursor()
+def _run_series(cursor: _Cursor, run_id: int, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """key -> (series id, sealed_until) for the run, creating missing series for `keys`."""
+    sql = _SERIES_LOCKED_SQL if cursor.placeholder == "%s" else _SERIES_SQL
 
+    def lookup() -> dict[str, tuple[int, int]]:
+        return {key: (id_, sealed) for key, id_, sealed in cursor.execute(sql, (run_id,))}
 
-def series_ids(session: Session, run_id: int, keys: Iterable[str]) -> dict[str, int]:
-    """Ids of the run's series for `keys`, creating the missing ones."""
-    wanted = set(keys)
-    lookup = select(Series.key, Series.id).where(Series.run_id == run_id, Series.key.in_(wanted))
-    found: dict[str, int] = {key: id_ for key, id_ in session.execute(lookup)}
-    missing = wanted - found.keys()
+    found = lookup()
+    missing = sorted(set(keys) - found.keys())
     if missing:
-        insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-        rows = [{"run_id": run_id, "key": key} for key in sorted(missing)]
-        session.execute(insert(Series).on_conflict_do_nothing(), rows)
-        found = {key: id_ for key, id_ in session.execute(lookup)}
+        cursor.executemany(_NEW_SERIES_SQL, [(run_id, key) for key in missing])
+        found = lookup()
     return found
+
+
+def _store_rows(cursor: _Cursor, series: dict[str, tuple[int, int]], rows: list[Row]) -> None:
+    """Rows at or past their series' sealed boundary are upserted as rows; late ones
+    merge into their blocks; then each series seals the blocks it has moved past."""
+    sealed_until = dict(series.values())
+    current = [row for row in rows if row[1] >= sealed_until[row[0]]]
+    cursor.executemany(_UPSERT_SQL, current)
+    if len(current) < len(rows):
+        late = [row for row in rows if row[1] < sealed_until[row[0]]]
+        for series_id in {row[0] for row in late}:
+            mine = [row for row in late if row[0] == series_id]
+            blocks.write_late_points(cursor, series_id, blocks.records_from_rows(mine))
+    highest: dict[int, int] = {}
+    for series_id, step, _, _ in current:
+        highest[series_id] = max(step, highest.get(series_id, step))
+    for series_id, step in highest.items():
+        blocks.seal(cursor, series_id, sealed_until[series_id], step)
+
+
+_INFINITIES = (math.inf, -math.inf)
 
 
 def _is_loss(key: str) -> bool:
     return key.rsplit("/", 1)[-1].endswith("loss")
+
+
+Row = tuple[int, int, float | None, float]  # series_id, step, value (None: NaN), wall_time
+
+
+def _row(series_id: int, step: int, point: MetricPoint, received_at: float) -> Row:
+    value = point["value"]
+    if value.__class__ is str:
+        value = float(value)  # "NaN", "Infinity", "-Infinity"
+    wall_time = point.get("wall_time")
+    # NaN is stored as NULL (see `Point`); `value != value` is the cheapest NaN test.
+    return (
+        series_id,
+        step,
+        None if value != value else value,
+        received_at if wall_time is None else wall_time,
+    )
 
 
 @dataclass(frozen=True)
@@ -67,29 +120,29 @@ class IngestOutcome:
 
 def ingest(
     session: Session, run_id: int, points: Sequence[MetricPoint], received_at: float
-) -> IngestOutcome:
-    """Upsert a batch atomically. A repeated (key, step) in one batch keeps the last value.
+) -> IngestOutcome | None:
+    """Upsert a batch in the session's transaction; None if the run does not exist.
 
-    NaN is stored as NULL (see `Point`). A non-finite loss marks the run diverged.
+    A repeated (key, step) in one batch keeps the last value. NaN is stored as NULL
+    (see `Point`). A non-finite loss marks the run diverged.
     """
-    latest: dict[tuple[str, int], MetricPoint] = {(p.key, p.step): p for p in points}
-    keys = sorted({key for key, _ in latest})
-    ids = series_ids(session, run_id, keys)
-    rows = [
-        (
-            ids[key],
-            step,
-            None if math.isnan(point.value) else point.value,
-            received_at if point.wall_time is None else point.wall_time,
-        )
-        for (key, step), point in latest.items()
-    ]
-    cursor = _driver_cursor(session)
+    cursor = _Cursor(session)
     try:
-        cursor.executemany(_UPSERT_SQL.format(p=_placeholder(session)), rows)
+        if not cursor.execute(_RUN_EXISTS_SQL, (run_id,)):
+            return None
+        latest = {(p["key"], p["step"]): p for p in points}
+        keys = sorted({key for key, _ in latest})
+        series = _run_series(cursor, run_id, keys)
+        rows = [
+            _row(series[key][0], step, point, received_at) for (key, step), point in latest.items()
+        ]
+        _store_rows(cursor, series, rows)
     finally:
         cursor.close()
-    diverged = any(_is_loss(p.key) and not math.isfinite(p.value) for p in latest.values())
+    diverged = any(
+        (value is None or value in _INFINITIES) and _is_loss(key)
+        for (key, _), (_, _, value, _) in zip(latest, rows, strict=True)
+    )
     if diverged:
         mark = update(Run).where(Run.id == run_id, Run.diverged.is_(False))
         session.execute(mark.values(diverged=True))
@@ -125,18 +178,28 @@ class SeriesSummary:
 
 
 def series_summaries(session: Session, run_id: int) -> list[SeriesSummary]:
-    stats = (
+    """Counts and step ranges over rows and sealed blocks together."""
+    rows = (
         select(Series.key, func.count(), func.min(Point.step), func.max(Point.step))
         .join(Point, Point.series_id == Series.id)
         .where(Series.run_id == run_id)
         .group_by(Series.id, Series.key)
         .order_by(Series.key)
     )
+    sealed_stats = (
+        select(Series.key, func.sum(PointBlock.count), func.min(PointBlock.first_step))
+        .join(PointBlock, PointBlock.series_id == Series.id)
+        .where(Series.run_id == run_id)
+        .group_by(Series.id, Series.key)
+    )
+    sealed = {key: (count, first) for key, count, first in session.execute(sealed_stats)}
     last = latest_values(session, [run_id])[run_id]
-    return [
-        SeriesSummary(key, count, first, final, last[key][1])
-        for key, count, first, final in session.execute(stats)
-    ]
+    summaries = []
+    for key, count, first, final in session.execute(rows):
+        sealed_count, sealed_first = sealed.get(key, (0, first))
+        summary = SeriesSummary(key, count + sealed_count, sealed_first, final, last[key][1])
+        summaries.append(summary)
+    return summaries
 
 
 def find_series_id(session: Session, run_id: int, key: str) -> int | None:
@@ -144,24 +207,13 @@ def find_series_id(session: Session, run_id: int, key: str) -> int | None:
     return session.scalar(statement)
 
 
-# NULL (stored NaN) comes back as the text 'NaN', which numpy reads as a float NaN.
-_HISTORY_SQL = (
-    "SELECT step, COALESCE(value, 'NaN'), wall_time FROM points "
-    "WHERE series_id = {p} AND step >= {p} AND step <= {p} ORDER BY step"
-)
-_HISTORY_SQL_POSTGRES = _HISTORY_SQL.replace("'NaN'", "'NaN'::float8")
-HISTORY_DTYPE = np.dtype([("step", np.int64), ("value", np.float64), ("wall_time", np.float64)])
-
-
 def read_columns(session: Session, series_id: int, start_step: int, end_step: int) -> np.ndarray:
-    """One series as a structured array, straight from the driver's cursor into numpy:
-    at 100,000 rows, SQLAlchemy Row objects or Python lists per column would cost more
-    than the query itself."""
-    postgres = _dialect(session) == "postgresql"
-    sql = (_HISTORY_SQL_POSTGRES if postgres else _HISTORY_SQL).format(p=_placeholder(session))
-    cursor = _driver_cursor(session)
+    """Steps start..end of one series as a structured array (step, value, wall_time),
+    NaN where storage holds NULL: sealed blocks straight into numpy, recent rows from
+    the driver's cursor (never SQLAlchemy Row objects: at 100,000 points those would
+    cost more than the query)."""
+    cursor = _Cursor(session)
     try:
-        cursor.execute(sql, (series_id, start_step, end_step))
-        return np.fromiter(cursor, dtype=HISTORY_DTYPE)
+        return blocks.read_series(cursor, series_id, start_step, end_step)
     finally:
         cursor.close()
