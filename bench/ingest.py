@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--history-steps", type=int, default=100_000)
     parser.add_argument("--memory-points", type=int, default=0)
+    parser.add_argument("--server-workers", type=int, default=1, help="momentum serve --workers")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
@@ -195,7 +196,7 @@ def main() -> None:
 
     upgrade(Settings())
     console = Console()
-    with live_server(env) as base_url:
+    with live_server(env, workers=args.server_workers) as base_url:
         _, one = ingest_one_client(base_url, args.points)
         four = ingest_concurrently(base_url, 4, args.points)
         history_run, _ = ingest_one_client(base_url, args.history_steps * 2)
@@ -205,7 +206,8 @@ def main() -> None:
     per_point = bytes_per_point(database_url, data_dir)
 
     backend = "PostgreSQL" if args.database_url else "SQLite"
-    table = Table(title=f"Momentum Monitor ingest and history ({backend})")
+    title = f"Momentum Monitor ingest and history ({backend}, {args.server_workers} server process)"
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
