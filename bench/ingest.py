@@ -10,6 +10,7 @@ given), then measures:
 
     python bench/ingest.py                       # SQLite, 200,000 points
     python bench/ingest.py --database-url postgresql+psycopg://user@host/db
+    python bench/ingest.py --throwaway-postgres     # a private cluster (PostgreSQL installed)
     python bench/ingest.py --memory-points 10000000
 
 Batches are encoded before the clock starts: the figure is the service's, not the client's.
@@ -33,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support import live_server  # noqa: E402
+from tests.support import live_server, throwaway_postgres  # noqa: E402
 
 BATCH = 1_000
 
@@ -176,26 +177,13 @@ def memory_profile(base_url: str, total: int) -> list[tuple[int, float]]:
     return samples
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--database-url", help="PostgreSQL URL (an empty database); default SQLite")
-    parser.add_argument("--points", type=int, default=200_000)
-    parser.add_argument("--history-steps", type=int, default=100_000)
-    parser.add_argument("--memory-points", type=int, default=0)
-    parser.add_argument("--server-workers", type=int, default=1, help="momentum serve --workers")
-    args = parser.parse_args()
-
-    data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
-    database_url = args.database_url or f"sqlite:///{data_dir / 'momentum.sqlite3'}"
+def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Table:
     env = {"MOMENTUM_DATABASE_URL": database_url, "MOMENTUM_DATA_DIR": str(data_dir)}
     os.environ.update(env)
     from service.migrate import upgrade
     from service.settings import Settings
 
     upgrade(Settings())
-    console = Console()
     with live_server(env, workers=args.server_workers) as base_url:
         _, one = ingest_one_client(base_url, args.points)
         four = ingest_concurrently(base_url, 4, args.points)
@@ -205,7 +193,7 @@ def main() -> None:
         memory = memory_profile(base_url, args.memory_points) if args.memory_points else []
     per_point = bytes_per_point(database_url, data_dir)
 
-    backend = "PostgreSQL" if args.database_url else "SQLite"
+    backend = "SQLite" if database_url.startswith("sqlite") else "PostgreSQL"
     title = f"Momentum Monitor ingest and history ({backend}, {args.server_workers} server process)"
     table = Table(title=title)
     table.add_column("measure")
@@ -224,7 +212,33 @@ def main() -> None:
     table.add_row("bytes per point on disk", f"{per_point:.1f}", "<= 40 (SQLite)")
     for sent, rss in memory:
         table.add_row(f"server RSS after {sent:,} more points", f"{rss:.0f} MB", "flat")
-    console.print(table)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--database-url", help="PostgreSQL URL (an empty database); default SQLite")
+    parser.add_argument(
+        "--throwaway-postgres",
+        action="store_true",
+        help="start a private PostgreSQL cluster on a free loopback port and measure on it",
+    )
+    parser.add_argument("--points", type=int, default=200_000)
+    parser.add_argument("--history-steps", type=int, default=100_000)
+    parser.add_argument("--memory-points", type=int, default=0)
+    parser.add_argument("--server-workers", type=int, default=1, help="momentum serve --workers")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
+    if args.throwaway_postgres:
+        with throwaway_postgres() as server:
+            table = measure(args, f"{server}/postgres", data_dir)
+    else:
+        database_url = args.database_url or f"sqlite:///{data_dir / 'momentum.sqlite3'}"
+        table = measure(args, database_url, data_dir)
+    Console().print(table)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return _json_error(exc.status_code, code, message, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return _json_error(exc.status_code, code, message, headers=headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -98,9 +98,8 @@ Row = tuple[int, int, float | None, float]  # series_id, step, value (None: NaN)
 
 
 def _row(series_id: int, step: int, point: MetricPoint, received_at: float) -> Row:
-    value = point["value"]
-    if value.__class__ is str:
-        value = float(value)  # "NaN", "Infinity", "-Infinity"
+    raw = point["value"]
+    value = float(raw) if isinstance(raw, str) else raw  # "NaN", "Infinity", "-Infinity"
     wall_time = point.get("wall_time")
     # NaN is stored as NULL (see `Point`); `value != value` is the cheapest NaN test.
     return (
