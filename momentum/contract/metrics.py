@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NotRequired
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from momentum.contract.common import ContractModel, MetricKey
 from momentum.contract.values import EncodedValue, MetricValue
@@ -17,13 +18,20 @@ Step = Annotated[int, Field(strict=True, ge=0, le=MAX_STEP)]
 WallTime = Annotated[float, Field(ge=0, le=MAX_WALL_TIME, allow_inf_nan=False)]
 
 
-class MetricPoint(ContractModel):
+@with_config(ConfigDict(extra="forbid"))
+class MetricPoint(TypedDict):
+    """One point. A TypedDict, not a model: a batch holds up to 100,000 of them and
+    validating into plain dicts is markedly cheaper than building model instances."""
+
     key: MetricKey
     step: Step
     value: MetricValue
-    wall_time: WallTime | None = Field(
-        default=None, description="Seconds since the epoch; missing means when the server got it."
-    )
+    wall_time: NotRequired[
+        Annotated[
+            WallTime | None,
+            Field(description="Seconds since the epoch; missing: when the server got it."),
+        ]
+    ]
 
 
 class PointBatch(ContractModel):
