@@ -18,9 +18,10 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
 
 import numpy as np
+
+from service.storage.driver import DriverCursor
 
 BLOCK_STEPS = 4096
 RECORD_DTYPE = np.dtype([("step", "<i8"), ("value", "<f8"), ("wall_time", "<f8")])
@@ -45,18 +46,6 @@ _BLOCKS_IN_RANGE_SQL = (
 )
 
 
-class Cursor(Protocol):
-    placeholder: str
-    raw: Any
-
-    def execute(self, sql: str, params: Sequence[Any]) -> list[Any]: ...
-
-
-def _sql(cursor: Cursor, template: str) -> str:
-    nan = "'NaN'::float8" if cursor.placeholder == "%s" else "'NaN'"
-    return template.format(p=cursor.placeholder, nan=nan)
-
-
 def records_from_rows(rows: Sequence[tuple[int, int, float | None, float]]) -> np.ndarray:
     """(series_id, step, value|None, wall_time) rows as records; None becomes NaN."""
     records = np.empty(len(rows), dtype=RECORD_DTYPE)
@@ -74,8 +63,8 @@ def merge(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
     return both[len(both) - 1 - first_in_reversed]
 
 
-def write_block(cursor: Cursor, series_id: int, block: int, records: np.ndarray) -> None:
-    stored = cursor.execute(_sql(cursor, _BLOCK_SQL), (series_id, block))
+def write_block(cursor: DriverCursor, series_id: int, block: int, records: np.ndarray) -> None:
+    stored = cursor.execute(_BLOCK_SQL, (series_id, block))
     if stored:
         records = merge(np.frombuffer(stored[0][0], dtype=RECORD_DTYPE), records)
     else:
@@ -88,22 +77,21 @@ def write_block(cursor: Cursor, series_id: int, block: int, records: np.ndarray)
         len(records),
         records.tobytes(),
     )
-    cursor.execute(_sql(cursor, _SAVE_BLOCK_SQL), params)
+    cursor.execute(_SAVE_BLOCK_SQL, params)
 
 
-def write_late_points(cursor: Cursor, series_id: int, records: np.ndarray) -> None:
+def write_late_points(cursor: DriverCursor, series_id: int, records: np.ndarray) -> None:
     """Points below the series' sealed boundary go into their blocks."""
     blocks = records["step"] // BLOCK_STEPS
     for block in np.unique(blocks).tolist():
         write_block(cursor, series_id, block, records[blocks == block])
 
 
-def rows_in_range(cursor: Cursor, series_id: int, start: int, end: int) -> np.ndarray:
-    cursor.raw.execute(_sql(cursor, _ROWS_SQL), (series_id, start, end))
-    return np.fromiter(cursor.raw, dtype=RECORD_DTYPE)
+def rows_in_range(cursor: DriverCursor, series_id: int, start: int, end: int) -> np.ndarray:
+    return np.fromiter(cursor.stream(_ROWS_SQL, (series_id, start, end)), dtype=RECORD_DTYPE)
 
 
-def seal(cursor: Cursor, series_id: int, sealed_until: int, highest_step: int) -> None:
+def seal(cursor: DriverCursor, series_id: int, sealed_until: int, highest_step: int) -> None:
     """Pack every whole block below the block of `highest_step` that still has rows."""
     boundary = (highest_step // BLOCK_STEPS) * BLOCK_STEPS
     if boundary <= sealed_until:
@@ -111,13 +99,13 @@ def seal(cursor: Cursor, series_id: int, sealed_until: int, highest_step: int) -
     records = rows_in_range(cursor, series_id, sealed_until, boundary - 1)
     if len(records):
         write_late_points(cursor, series_id, records)
-        cursor.execute(_sql(cursor, _DELETE_ROWS_SQL), (series_id, sealed_until, boundary))
-    cursor.execute(_sql(cursor, _SEALED_SQL), (boundary, series_id))
+        cursor.execute(_DELETE_ROWS_SQL, (series_id, sealed_until, boundary))
+    cursor.execute(_SEALED_SQL, (boundary, series_id))
 
 
-def read_series(cursor: Cursor, series_id: int, start: int, end: int) -> np.ndarray:
+def read_series(cursor: DriverCursor, series_id: int, start: int, end: int) -> np.ndarray:
     """Steps start..end (inclusive) of one series as records, blocks then rows."""
-    blobs = cursor.execute(_sql(cursor, _BLOCKS_IN_RANGE_SQL), (series_id, start, end))
+    blobs = cursor.execute(_BLOCKS_IN_RANGE_SQL, (series_id, start, end))
     rows = rows_in_range(cursor, series_id, start, end)
     if not blobs:
         return rows
