@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 import momentum
 from momentum.contract import ErrorResponse, PointBatch
-from service.api import metrics, operation_id, ops, runs
+from service.api import jobs, metrics, operation_id, ops, runs, sweeps, workers
 from service.auth import assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
 from service.deps import reject_unknown_query
@@ -22,6 +22,7 @@ from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.observability import Observability, RequestMetrics
 from service.settings import Settings
+from service.storage.leases import reap_lapsed_leases
 from service.storage.runs import fail_silent_runs
 
 API_PREFIX = "/api/v1"
@@ -37,6 +38,10 @@ def _api_router() -> APIRouter:
     )
     api.include_router(runs.router)
     api.include_router(metrics.router)
+    api.include_router(workers.jobs_router)  # before jobs: /jobs/claim is no job id
+    api.include_router(jobs.router)
+    api.include_router(sweeps.router)
+    api.include_router(workers.router)
     api.include_router(ops.api_router)
     return api
 
@@ -48,12 +53,13 @@ async def _reap_silent_runs(app: FastAPI) -> None:
         try:
             await to_thread.run_sync(_reap_once, app)
         except Exception:  # the reaper must outlive a database hiccup
-            log.exception("failing silent runs did not work this round")
+            log.exception("reaping silent runs and lapsed leases did not work this round")
 
 
 def _reap_once(app: FastAPI) -> None:
     with transaction(app.state.sessions, write=True) as session:
         fail_silent_runs(session, app.state.settings.run_heartbeat_timeout_s)
+        reap_lapsed_leases(session)
 
 
 @asynccontextmanager

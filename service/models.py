@@ -151,6 +151,7 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(250))
     config: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     status: Mapped[str] = mapped_column(String(16))
     framework: Mapped[str] = mapped_column(String(32), default="torch")
@@ -160,10 +161,12 @@ class Job(Base):
     lease_token: Mapped[str | None] = mapped_column(String(64))
     lease_owner: Mapped[str | None] = mapped_column(String(250))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_lapses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     progress_step: Mapped[int | None] = mapped_column(BigInteger)
     progress_total: Mapped[int | None] = mapped_column(BigInteger)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     run_id: Mapped[int | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), index=True
     )

@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     )
     reaper_interval_s: float = Field(default=5.0, gt=0)
 
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A claimed job's lease; each heartbeat extends it by this much.",
+    )
+    job_max_attempts: int = Field(
+        default=3, ge=1, le=100, description="Claims a job gets before a lapsed lease fails it."
+    )
+    max_grid_size: int = Field(default=256, ge=1, description="Most jobs one sweep may create.")
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -17,6 +17,18 @@ from momentum.contract.common import (
     Status,
     error_response,
 )
+from momentum.contract.jobs import (
+    Claim,
+    ClaimResponse,
+    JobComplete,
+    JobCreate,
+    JobFail,
+    JobHeartbeat,
+    JobHeartbeatReply,
+    JobPublic,
+    JobRelease,
+    WorkerPublic,
+)
 from momentum.contract.metrics import (
     IngestResult,
     MetricPoint,
@@ -27,17 +39,36 @@ from momentum.contract.metrics import (
 )
 from momentum.contract.ops import VersionInfo
 from momentum.contract.runs import RunCreate, RunHeartbeat, RunPublic, RunUpdate
+from momentum.contract.sweeps import (
+    GridError,
+    SweepCreate,
+    SweepPublic,
+    expand_grid,
+    grid_size,
+    sweep_status,
+)
+from momentum.contract.training import TrainingConfig
 from momentum.contract.values import EncodedValue, MetricValue, decode_value, encode_value
 
 __all__ = [
     "METRIC_KEY_RE",
     "TERMINAL_STATUSES",
+    "Claim",
+    "ClaimResponse",
     "ContractModel",
     "EncodedValue",
     "ErrorBody",
     "ErrorItem",
     "ErrorResponse",
+    "GridError",
     "IngestResult",
+    "JobComplete",
+    "JobCreate",
+    "JobFail",
+    "JobHeartbeat",
+    "JobHeartbeatReply",
+    "JobPublic",
+    "JobRelease",
     "MetricKey",
     "MetricPoint",
     "MetricValue",
@@ -51,8 +82,15 @@ __all__ = [
     "SeriesInfo",
     "SeriesList",
     "Status",
+    "SweepCreate",
+    "SweepPublic",
+    "TrainingConfig",
     "VersionInfo",
+    "WorkerPublic",
     "decode_value",
     "encode_value",
     "error_response",
+    "expand_grid",
+    "grid_size",
+    "sweep_status",
 ]

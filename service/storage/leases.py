@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,18 +29,7 @@ def claim(session: Session, body: Claim, lease_s: float) -> tuple[Job, str] | No
     """The oldest queued job this worker can run, now leased to it; None if there is none."""
     now = utcnow()
     reap_lapsed_leases(session, now)
-    # SKIP LOCKED (PostgreSQL): concurrent claimers pass over each other's rows instead of
-    # waiting on them. SQLite renders no FOR UPDATE; its BEGIN IMMEDIATE serializes claims.
-    statement = (
-        select(Job)
-        .where(Job.status == Status.queued.value, Job.framework.in_(body.frameworks))
-        .order_by(Job.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if body.device != "cuda":
-        statement = statement.where(Job.device != "cuda")
-    job = session.scalars(statement).first()
+    job = session.scalars(next_claimable(body)).first()
     if job is None:
         _saw_worker(session, body, now, None)
         return None
@@ -55,6 +44,24 @@ def claim(session: Session, body: Claim, lease_s: float) -> tuple[Job, str] | No
     session.flush()
     _saw_worker(session, body, now, job.id)
     return job, token
+
+
+def next_claimable(body: Claim) -> Select[Job]:
+    """The oldest queued job whose framework the worker has and whose device it fits.
+
+    SKIP LOCKED (PostgreSQL): concurrent claimers pass over each other's rows instead of
+    waiting on them. SQLite renders no FOR UPDATE; its BEGIN IMMEDIATE serializes claims.
+    """
+    statement = (
+        select(Job)
+        .where(Job.status == Status.queued.value, Job.framework.in_(body.frameworks))
+        .order_by(Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if body.device != "cuda":
+        statement = statement.where(Job.device != "cuda")  # cpu and auto jobs run anywhere
+    return statement
 
 
 def _saw_worker(session: Session, body: Claim, now: datetime, job_id: int | None) -> None:

@@ -85,6 +85,7 @@ def _sweep_jobs(session: Session, sweep_id: int, statuses: list[Status]) -> list
         .where(Job.sweep_id == sweep_id, Job.status.in_([s.value for s in statuses]))
         .order_by(Job.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return list(session.scalars(statement))
 
@@ -106,7 +107,10 @@ def delete_sweep(session: Session, sweep: Sweep) -> None:
     A detached run loses its `sweep_id` and its `job-<id>` external id (a future job may
     reuse the id on SQLite). A sweep with running jobs is refused: cancel it first.
     """
-    running = _sweep_jobs(session, sweep.id, [Status.running])
+    # Lock every job of the sweep, not only the running ones: a claim racing with this
+    # delete must finish first, so its job is seen running and the delete refused.
+    jobs = _sweep_jobs(session, sweep.id, list(Status))
+    running = [job for job in jobs if job.status == Status.running]
     if running:
         ids = ", ".join(str(job.id) for job in running)
         raise ApiError(

@@ -1,0 +1,133 @@
+"""Jobs and the worker protocol: submit a training config, claim it under a fenced lease.
+
+A job is one `TrainingConfig` to train, with a run that receives its metrics. Workers
+claim jobs, heartbeat to keep their lease, and end them with complete, fail or release.
+Every call after the claim carries the claim's `lease_token`; once the lease lapsed and
+the job was taken back, that token is refused with 409, so a late worker cannot write
+the outcome of a job someone else now owns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from momentum.contract.common import ContractModel, Name, Status
+from momentum.contract.runs import Tags
+from momentum.contract.training import DeviceName, Framework, TrainingConfig
+
+LeaseToken = str
+MaxAttempts = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=100,
+        description="Claims allowed before a lapsed lease fails the job (default: the server's).",
+    ),
+]
+
+
+class JobCreate(ContractModel):
+    config: TrainingConfig
+    name: Name | None = Field(default=None, description="Defaults to `job-<id>`.")
+    project: Name = Field(default="default", description="The project of the job's run.")
+    tags: Tags = Field(default_factory=dict, description="Tags of the job's run.")
+    max_attempts: MaxAttempts = None
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it. The lease token is never shown: only the claimer has it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str | None
+    status: Status
+    config: TrainingConfig
+    framework: str
+    device: str
+    attempts: int = Field(description="How many times the job was claimed.")
+    max_attempts: int
+    lease_lapses: int = Field(description="How many times a worker's lease lapsed.")
+    lease_owner: str | None = Field(description="The worker holding (or last holding) it.")
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    error: str | None
+    progress_step: int | None
+    progress_total: int | None
+    run_id: int | None
+    sweep_id: int | None
+    summary: dict[str, JsonValue] | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+def _torch_only() -> list[Framework]:
+    return ["torch"]
+
+
+class Claim(ContractModel):
+    worker_id: Name = Field(description="Stable id of the worker, e.g. `host-1234`.")
+    device: DeviceName = Field(
+        default="cpu",
+        description="`cuda` takes any job; `cpu` or `auto` takes jobs whose device is not cuda.",
+    )
+    frameworks: list[Framework] = Field(
+        default_factory=_torch_only, min_length=1, description="Frameworks it can run."
+    )
+
+
+class ClaimResponse(BaseModel):
+    job: JobPublic
+    lease_token: LeaseToken
+    lease_expires_at: datetime
+
+
+class JobHeartbeat(ContractModel):
+    lease_token: LeaseToken = Field(min_length=1, max_length=64)
+    step: int | None = Field(default=None, ge=0, description="Steps done so far.")
+    total: int | None = Field(default=None, ge=0, description="Steps in all.")
+
+
+class JobHeartbeatReply(BaseModel):
+    cancel: bool = Field(description="Cancel was requested: stop, then call /fail.")
+    lease_expires_at: datetime
+
+
+class JobComplete(ContractModel):
+    lease_token: LeaseToken = Field(min_length=1, max_length=64)
+    diverged: bool | None = Field(default=None, description="Sets the run's `diverged`.")
+    summary: dict[str, JsonValue] | None = Field(
+        default=None, description="Free-form results (final loss, wall time, ...)."
+    )
+
+
+class JobFail(ContractModel):
+    lease_token: LeaseToken = Field(min_length=1, max_length=64)
+    error: str = Field(min_length=1, max_length=10_000, description="What went wrong.")
+    cancelled: bool = Field(
+        default=False,
+        description="The worker stopped because cancel was requested: the job ends "
+        "`cancelled`, not `failed` (a job with a pending cancel ends cancelled either way).",
+    )
+
+
+class JobRelease(ContractModel):
+    """Hand a job back (a worker shutting down): it is queued again for another worker."""
+
+    lease_token: LeaseToken = Field(min_length=1, max_length=64)
+
+
+class WorkerPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    device: str
+    frameworks: list[str]
+    current_job_id: int | None
+    first_seen_at: datetime
+    last_seen_at: datetime = Field(description="Its last claim or heartbeat.")

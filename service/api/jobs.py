@@ -1,0 +1,81 @@
+"""Jobs: submit a training config, list, get, cancel, retry. The worker side is in workers.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from momentum.contract import ErrorResponse, JobCreate, JobPublic, Page, Status
+from service.auth import Scope, requires
+from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.models import Job
+from service.storage import jobs as job_store
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The job's id.")]
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorResponse, "description": "The job's status does not allow it."}
+}
+
+
+def to_public(jobs: list[Job]) -> list[JobPublic]:
+    return [JobPublic.model_validate(job) for job in jobs]
+
+
+@router.post("", status_code=201, response_model=JobPublic, dependencies=[requires(Scope.admin)])
+def submit_job(body: JobCreate, session: WriteSessionDep, settings: SettingsDep) -> JobPublic:
+    """Queue a training job; its run is created at once, queued, with the config as params."""
+    spec = job_store.JobSpec(
+        name=body.name,
+        project=body.project,
+        tags=body.tags,
+        max_attempts=body.max_attempts or settings.job_max_attempts,
+    )
+    return to_public([job_store.create_job(session, body.config, spec)])[0]
+
+
+@router.get("", response_model=Page[JobPublic], dependencies=[requires(Scope.read)])
+def list_jobs(
+    session: SessionDep,
+    settings: SettingsDep,
+    status: Status | None = None,
+    sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> Page[JobPublic]:
+    """List jobs, newest first, filtered by status and sweep."""
+    limit = min(limit, settings.max_page_size)
+    jobs, total = job_store.list_jobs(session, status, sweep_id, limit, offset)
+    return Page[JobPublic](items=to_public(jobs), total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobPublic, dependencies=[requires(Scope.read)])
+def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
+    """One job: status, attempts, progress, error, run."""
+    return to_public([job_store.get_job(session, job_id)])[0]
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobPublic,
+    dependencies=[requires(Scope.admin)],
+    responses=CONFLICT,
+)
+def cancel_job(job_id: JobId, session: WriteSessionDep) -> JobPublic:
+    """Cancel: a queued job at once; a running one when its worker next heartbeats."""
+    job = job_store.get_job(session, job_id, lock=True)
+    return to_public([job_store.cancel_job(session, job)])[0]
+
+
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobPublic,
+    dependencies=[requires(Scope.admin)],
+    responses=CONFLICT,
+)
+def retry_job(job_id: JobId, session: WriteSessionDep, settings: SettingsDep) -> JobPublic:
+    """Queue a failed or cancelled job again; its run restarts from step 0."""
+    job = job_store.get_job(session, job_id, lock=True)
+    return to_public([job_store.retry_job(session, job, settings.job_max_attempts)])[0]

@@ -1,0 +1,105 @@
+"""Sweeps: a grid over any training config field, one job per combination."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.orm import Session
+
+from momentum.contract import (
+    ErrorResponse,
+    GridError,
+    Page,
+    Status,
+    SweepCreate,
+    SweepPublic,
+    expand_grid,
+    sweep_status,
+)
+from service.auth import Scope, requires
+from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.errors import ApiError
+from service.models import Sweep
+from service.storage import sweeps as sweep_store
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+SweepId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The sweep's id.")]
+
+
+def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
+    jobs = sweep_store.jobs_by_sweep(session, [sweep.id for sweep in sweeps])
+    out = []
+    for sweep in sweeps:
+        pairs = jobs.get(sweep.id, [])
+        counts = dict.fromkeys(Status, 0)
+        for _, status in pairs:
+            counts[status] += 1
+        out.append(
+            SweepPublic(
+                id=sweep.id,
+                name=sweep.name,
+                base=sweep.base,
+                grid=sweep.grid,
+                status=sweep_status(counts),
+                job_ids=[job_id for job_id, _ in pairs],
+                counts=counts,
+                created_at=sweep.created_at,
+                updated_at=sweep.updated_at,
+            )
+        )
+    return out
+
+
+@router.post("", status_code=201, response_model=SweepPublic, dependencies=[requires(Scope.admin)])
+def create_sweep(body: SweepCreate, session: WriteSessionDep, settings: SettingsDep) -> SweepPublic:
+    """Queue one job per grid combination; every combination is validated first."""
+    try:
+        combinations = expand_grid(body.base, body.grid, settings.max_grid_size)
+    except GridError as exc:
+        raise ApiError(422, "validation_error", str(exc), exc.items) from None
+    max_attempts = body.max_attempts or settings.job_max_attempts
+    sweep = sweep_store.create_sweep(session, body, combinations, max_attempts)
+    return to_public(session, [sweep])[0]
+
+
+@router.get("", response_model=Page[SweepPublic], dependencies=[requires(Scope.read)])
+def list_sweeps(
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> Page[SweepPublic]:
+    """List sweeps, newest first, with their jobs' counts by status."""
+    limit = min(limit, settings.max_page_size)
+    sweeps, total = sweep_store.list_sweeps(session, limit, offset)
+    return Page[SweepPublic](
+        items=to_public(session, sweeps), total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{sweep_id}", response_model=SweepPublic, dependencies=[requires(Scope.read)])
+def get_sweep(sweep_id: SweepId, session: SessionDep) -> SweepPublic:
+    """One sweep with its job ids and counts by status."""
+    return to_public(session, [sweep_store.get_sweep(session, sweep_id)])[0]
+
+
+@router.post("/{sweep_id}/cancel", response_model=SweepPublic, dependencies=[requires(Scope.admin)])
+def cancel_sweep(sweep_id: SweepId, session: WriteSessionDep) -> SweepPublic:
+    """Cancel its queued jobs at once and ask its running jobs' workers to stop."""
+    sweep = sweep_store.get_sweep(session, sweep_id)
+    sweep_store.cancel_sweep(session, sweep)
+    return to_public(session, [sweep])[0]
+
+
+@router.delete(
+    "/{sweep_id}",
+    status_code=204,
+    dependencies=[requires(Scope.admin)],
+    responses={409: {"model": ErrorResponse, "description": "It still has running jobs."}},
+)
+def delete_sweep(sweep_id: SweepId, session: WriteSessionDep) -> Response:
+    """Delete the sweep and its jobs; its runs and their metrics are kept, detached."""
+    sweep_store.delete_sweep(session, sweep_store.get_sweep(session, sweep_id))
+    return Response(status_code=204)
