@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 import momentum
+from momentum.cli_train import sync, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,6 +78,10 @@ def db_current() -> None:
     finally:
         engine.dispose()
     click.echo(f"current: {current}\nhead:    {head_revision()}")
+
+
+main.add_command(train)
+main.add_command(sync)
 
 
 def _redacted(url: str) -> str:

@@ -1,4 +1,5 @@
-"""Helpers shared by tests and benchmarks: free ports, a throwaway PostgreSQL, a live server."""
+"""Helpers shared by tests and benchmarks: free ports, a throwaway PostgreSQL, a live (and
+restartable) server, polling for a condition."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,24 +86,58 @@ def throwaway_postgres() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@contextmanager
-def live_server(env: dict[str, str], *, workers: int = 1, timeout: float = 30.0) -> Iterator[str]:
-    """`momentum serve` as a real subprocess on a free loopback port; yields its base URL."""
-    port = free_port()
-    argv = [sys.executable, "-m", "momentum.cli", "serve", "--port", str(port)]
-    argv += ["--workers", str(workers), "--log-level", "warning"]
-    process = subprocess.Popen(argv, env={**os.environ, **env})
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base_url, process, timeout)
-        yield base_url
-    finally:
+class ServerProcess:
+    """`momentum serve` on a fixed loopback port that a test can stop and start again:
+    the same URL and database across restarts, as a real outage looks to a client."""
+
+    def __init__(
+        self, env: dict[str, str], *, workers: int = 1, timeout: float = 30.0, port: int = 0
+    ) -> None:
+        self.env = env
+        self.workers = workers
+        self.timeout = timeout
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start the server and wait until it is ready; returns its base URL."""
+        if self.process is not None:
+            raise RuntimeError("the server is already running")
+        argv = [sys.executable, "-m", "momentum.cli", "serve", "--port", str(self.port)]
+        argv += ["--workers", str(self.workers), "--log-level", "warning"]
+        self.process = subprocess.Popen(argv, env={**os.environ, **self.env})
+        try:
+            wait_until_ready(self.url, self.process, self.timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        """Terminate the server (it finishes requests in flight) and wait for it to exit."""
+        process, self.process = self.process, None
+        if process is None:
+            return
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def live_server(env: dict[str, str], *, workers: int = 1, timeout: float = 30.0) -> Iterator[str]:
+    """`momentum serve` as a real subprocess on a free loopback port; yields its base URL."""
+    with ServerProcess(env, workers=workers, timeout=timeout) as server:
+        yield server.start()
 
 
 def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -117,3 +152,12 @@ def wait_until_ready(base_url: str, process: subprocess.Popen[bytes], timeout: f
             pass
         time.sleep(0.1)
     raise RuntimeError(f"momentum serve at {base_url} was not ready within {timeout} s")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.002)
