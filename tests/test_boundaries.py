@@ -11,6 +11,7 @@ CASES = {
     "service": ["torch", "trainer"],
     "service.app": ["torch", "trainer"],
     "momentum.contract": ["fastapi", "sqlalchemy", "torch"],
+    "momentum.client": ["fastapi", "sqlalchemy", "torch", "service", "trainer"],
     "momentum.cli": ["fastapi", "sqlalchemy", "torch", "service", "trainer"],
 }
 
