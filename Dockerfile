@@ -11,10 +11,13 @@ COPY migrations ./migrations
 FROM base AS service
 RUN pip install -c constraints.txt .
 EXPOSE 8000
+# docker-compose.yml runs `momentum db upgrade` once in its own container first; on its
+# own, the image migrates and serves.
 CMD ["sh", "-c", "momentum db upgrade && momentum serve --host 0.0.0.0 --port 8000"]
 
 FROM base AS worker
 # CPU torch by default; build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 for GPUs.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url "$TORCH_INDEX" torch==2.13.0 && pip install -c constraints.txt '.[trainer]'
-CMD ["momentum", "--help"]
+# Claims jobs from MOMENTUM_URL with MOMENTUM_TOKEN (the worker token) until stopped.
+CMD ["momentum", "worker", "--no-progress"]

@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Install everything, migrate the embedded SQLite database, serve on http://$(HOST):$(PORT)
+## Install everything, then `momentum up --demo`: SQLite in ./data, migrations, the service on
+## http://$(HOST):$(PORT), two local workers, and a demo momentum sweep
 run: install
-	$(BIN)/momentum db upgrade
-	$(BIN)/momentum serve --host $(HOST) --port $(PORT)
+	$(BIN)/momentum up --demo --host $(HOST) --port $(PORT) --data-dir ./data
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -30,10 +30,11 @@ system-deps:
 test: system-deps install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: install
 	$(BIN)/python bench/ingest.py

@@ -9,7 +9,10 @@ from __future__ import annotations
 import click
 
 import momentum
+from momentum.cli_jobs import jobs, runs, submit, sweep, workers
 from momentum.cli_train import sync, train
+from momentum.cli_worker import worker
+from momentum.up import up
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,6 +85,10 @@ def db_current() -> None:
 
 main.add_command(train)
 main.add_command(sync)
+
+
+for command in (worker, up, submit, sweep, jobs, runs, workers):
+    main.add_command(command)
 
 
 def _redacted(url: str) -> str:

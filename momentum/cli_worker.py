@@ -1,0 +1,207 @@
+"""`momentum worker`: claim jobs from the service and train them, until told to stop.
+
+The worker logic lives in `momentum.worker`; this module is the command, its signal
+handling and how progress is shown: a rich progress bar on a terminal, concise log
+lines otherwise (under `momentum up`, in containers, in logs). torch is imported inside
+the command, so `momentum --help` and `momentum serve` never load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from momentum.worker import Lease, Outcome, Worker
+
+log = logging.getLogger("momentum.worker")
+ENDED = {
+    "complete": "succeeded",
+    "fail": "failed",
+    "cancel": "cancelled",
+    "release": "handed back to the queue",
+    "lost": "abandoned: the lease was lost, another worker owns the job now",
+}
+
+
+def _describe(lease: Lease) -> str:
+    config = lease.config
+    return (
+        f"{config.optimizer} mu={config.momentum:g} lr={config.lr:g} "
+        f"{config.dataset}/{config.model} seed={config.seed}"
+    )
+
+
+class LineDisplay:
+    """Log lines: when a job starts, every few seconds of progress, when it ends."""
+
+    EVERY_S = 5.0
+
+    def __init__(self) -> None:
+        self._shown_at = 0.0
+
+    def job_started(self, lease: Lease) -> tuple[Any, Any]:
+        log.info("job %s: training %s, %s steps", lease.id, _describe(lease), lease.total)
+        self._shown_at = time.monotonic()
+        return None, None
+
+    def job_progress(self, lease: Lease, step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._shown_at >= self.EVERY_S:
+            self._shown_at = now
+            log.info("job %s: step %s/%s", lease.id, step, total)
+
+    def job_ended(self, lease: Lease, outcome: Outcome, detail: str) -> None:
+        log.info("job %s: %s (%s)", lease.id, ENDED[outcome.value], detail)
+
+    def close(self) -> None:
+        return None
+
+
+class BarDisplay(LineDisplay):
+    """A rich progress bar per job, with log lines printed above it."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]job {task.fields[job]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.progress.start()
+        self._tasks: dict[int, Any] = {}
+
+    def job_started(self, lease: Lease) -> tuple[Any, Any]:
+        super().job_started(lease)
+        task = self.progress.add_task("", total=lease.total, job=lease.id, loss="-")
+        self._tasks[lease.id] = task
+        return self.progress, task
+
+    def job_progress(self, lease: Lease, step: int, total: int) -> None:
+        return None  # the sink draws the bar as values are logged
+
+    def job_ended(self, lease: Lease, outcome: Outcome, detail: str) -> None:
+        task = self._tasks.pop(lease.id, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        super().job_ended(lease, outcome, detail)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _setup_display(worker_id: str, bar: bool) -> LineDisplay:
+    if bar:
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        console = Console(stderr=True)
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        display: LineDisplay = BarDisplay(console)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"%(asctime)s [{worker_id}] %(message)s"))
+        display = LineDisplay()
+    for name in ("momentum.worker", "momentum.client"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return display
+
+
+def _stop_on_signals(worker: Worker) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        # A second signal ends the process at once (the default action).
+        signal.signal(signum, signal.SIG_DFL)
+        log.info(
+            "%s: finishing the current step, then handing the job back",
+            signal.Signals(signum).name,
+        )
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _claim_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.UsageError("--device cuda: CUDA is not available on this machine")
+    return device
+
+
+@click.command()
+@click.option("--url", help="Service URL [default: $MOMENTUM_URL or http://127.0.0.1:8000].")
+@click.option("--token", help="Bearer token, e.g. the worker token [default: $MOMENTUM_TOKEN].")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="What this worker trains on; cuda workers also take cuda-only jobs.",
+)
+@click.option("--worker-id", help="Stable name in `momentum workers` [default: HOST-PID].")
+@click.option("--once", is_flag=True, help="Train one job (waiting for it), then exit.")
+@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default when stderr is a terminal) or log lines.",
+)
+def worker(
+    url: str | None,
+    token: str | None,
+    device: str,
+    worker_id: str | None,
+    once: bool,
+    threads: int | None,
+    progress: bool | None,
+) -> None:
+    """Claim queued jobs and train them; SIGTERM/Ctrl-C hands the current job back."""
+    import torch
+
+    from momentum.client import MomentumAPIError, MomentumClient
+    from momentum.worker import Worker, WorkerOptions, default_worker_id
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    worker_id = worker_id or default_worker_id()
+    options = WorkerOptions(worker_id=worker_id, device=_claim_device(device), once=once)
+    display = _setup_display(worker_id, sys.stderr.isatty() if progress is None else progress)
+    with MomentumClient(url, token) as client:
+        runner = Worker(client, options, display)
+        _stop_on_signals(runner)
+        log.info("worker %s (%s) polling %s", worker_id, options.device, client.url)
+        try:
+            runner.serve()
+        except MomentumAPIError as exc:
+            raise click.ClickException(f"the service refused this worker: {exc.message}") from exc
+        finally:
+            display.close()
+    log.info("worker %s stopped", worker_id)

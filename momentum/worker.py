@@ -1,0 +1,334 @@
+"""The worker: claim a job, train it while heartbeating its lease, report how it ended.
+
+One job at a time. Metrics go through `momentum.Run` with `external_id="job-<id>"`, so
+a job retried on another worker resumes the same run and, training being deterministic
+for its seed, upserts identical points from step 0: no step is ever duplicated.
+
+A background thread heartbeats the lease (reporting progress). Its reply can ask to
+cancel; a 409 means the lease was lost (it lapsed and the job was taken back), after
+which this worker must stop at once and report nothing: someone else owns the job.
+A stop request (SIGTERM/SIGINT) ends the current step, flushes the metrics and hands
+the job back to the queue with `/release`.
+
+torch and the trainer are imported inside `Worker.train`, so importing this module
+(as `momentum.cli` does) stays light.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+import orjson
+
+from momentum.client import MomentumAPIError, MomentumClient, Run
+from momentum.client.spool import default_spool_dir
+from momentum.contract import ClaimResponse, JobHeartbeatReply, Status, TrainingConfig
+
+if TYPE_CHECKING:
+    from trainer.loop import TrainResult
+
+log = logging.getLogger("momentum.worker")
+
+LEASE_LOST = 409
+# Heartbeat a third of the lease (the protocol's advice), but at least every few seconds:
+# the heartbeat's reply is how a cancel reaches the worker.
+MAX_HEARTBEAT_S = 2.0
+MIN_HEARTBEAT_S = 0.1
+
+
+class Outcome(enum.Enum):
+    completed = "complete"
+    failed = "fail"
+    cancelled = "cancel"
+    released = "release"
+    lost = "lost"
+
+
+@dataclass
+class WorkerOptions:
+    worker_id: str
+    device: str  # what the worker claims with: "cpu" or "cuda"
+    frameworks: list[str] = field(default_factory=lambda: ["torch"])
+    once: bool = False
+    poll_min_s: float = 0.1
+    poll_max_s: float = 2.0
+    flush_timeout_s: float = 20.0
+    spool_dir: Path | None = None
+
+
+class Display(Protocol):
+    """Where the worker shows what it does: a rich progress bar or plain log lines."""
+
+    def job_started(self, lease: Lease) -> tuple[Any, Any]:
+        """Returns the (progress, task) that `ReportingSink` draws the loss on, or Nones."""
+
+    def job_progress(self, lease: Lease, step: int, total: int) -> None: ...
+
+    def job_ended(self, lease: Lease, outcome: Outcome, detail: str) -> None: ...
+
+
+@dataclass
+class Lease:
+    """One claimed job, shared by the training thread and the heartbeat thread."""
+
+    job: dict[str, Any]
+    token: str
+    expires_at: datetime
+    step: int = 0
+    total: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def id(self) -> int:
+        return int(self.job["id"])
+
+    @property
+    def config(self) -> TrainingConfig:
+        return TrainingConfig.model_validate(self.job["config"])
+
+    def heartbeat_interval(self) -> float:
+        remaining = (self.expires_at - datetime.now(UTC)).total_seconds()
+        return min(MAX_HEARTBEAT_S, max(MIN_HEARTBEAT_S, remaining / 3))
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the lease alive until `lease.done`; sets `lease.cancel` or `lease.lost`."""
+
+    def __init__(self, client: MomentumClient, lease: Lease) -> None:
+        super().__init__(name=f"momentum-heartbeat-{lease.id}", daemon=True)
+        self.client, self.lease = client, lease
+
+    def run(self) -> None:
+        lease = self.lease
+        while not lease.done.wait(lease.heartbeat_interval()) and not lease.lost.is_set():
+            self.beat()
+
+    def beat(self) -> None:
+        lease = self.lease
+        body = {"lease_token": lease.token, "step": lease.step, "total": lease.total}
+        try:
+            response = self.client.request(
+                "POST", f"/jobs/{lease.id}/heartbeat", content=orjson.dumps(body), timeout=5.0
+            )
+        except MomentumAPIError as exc:
+            if exc.status_code == LEASE_LOST:
+                log.warning("job %s: lease lost (%s); stopping it", lease.id, exc.message)
+                lease.lost.set()
+            else:
+                log.warning("job %s: heartbeat refused: %s", lease.id, exc)
+            return
+        except httpx.HTTPError as exc:
+            # Keep training: the lease may outlive a short outage, and a lost one shows
+            # up as a 409 on a later heartbeat.
+            log.warning("job %s: heartbeat failed: %s", lease.id, exc)
+            return
+        reply = JobHeartbeatReply.model_validate_json(response.content)
+        lease.expires_at = reply.lease_expires_at
+        if reply.cancel and not lease.cancel.is_set():
+            log.info("job %s: cancel requested; stopping", lease.id)
+            lease.cancel.set()
+
+
+class Worker:
+    """Claims and trains jobs until `stop()` (or after one job with `once`)."""
+
+    def __init__(self, client: MomentumClient, options: WorkerOptions, display: Display) -> None:
+        self.client, self.options, self.display = client, options, display
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the worker to finish the current step, hand its job back and return."""
+        self.stopping.set()
+
+    def serve(self) -> None:
+        delay = self.options.poll_min_s
+        while not self.stopping.is_set():
+            lease = self.claim()
+            if lease is None:
+                self.stopping.wait(delay)
+                delay = min(self.options.poll_max_s, delay * 2)
+                continue
+            delay = self.options.poll_min_s
+            if self.stopping.is_set():  # told to stop while the claim was in flight
+                self.report(lease, Outcome.released, {})
+                return
+            self.work(lease)
+            if self.options.once:
+                return
+
+    def claim(self) -> Lease | None:
+        """A lease on the next job, or None when nothing is queued or the service is away."""
+        body = {
+            "worker_id": self.options.worker_id,
+            "device": self.options.device,
+            "frameworks": self.options.frameworks,
+        }
+        try:
+            response = self.client.request("POST", "/jobs/claim", content=orjson.dumps(body))
+        except MomentumAPIError as exc:
+            if not exc.retryable:
+                raise  # a bad token or request: waiting will not fix it
+            log.warning("claim failed: %s", exc)
+            return None
+        except httpx.TransportError as exc:
+            log.warning("cannot reach %s: %s", self.client.url, exc)
+            return None
+        if response.status_code == 204:
+            return None
+        claimed = ClaimResponse.model_validate_json(response.content)
+        job = claimed.job.model_dump(mode="json")
+        return Lease(
+            job, claimed.lease_token, claimed.lease_expires_at, total=claimed.job.config.steps
+        )
+
+    def work(self, lease: Lease) -> Outcome:
+        """Train the leased job with a heartbeat running, then report its outcome."""
+        log.info("job %s: claimed (attempt %s)", lease.id, lease.job["attempts"])
+        heartbeat = Heartbeat(self.client, lease)
+        heartbeat.start()
+        try:
+            outcome, detail, body = self.train(lease)
+        finally:
+            lease.done.set()
+            heartbeat.join()
+        if outcome is not Outcome.lost:
+            self.report(lease, outcome, body)
+        self.display.job_ended(lease, outcome, detail)
+        return outcome
+
+    def train(self, lease: Lease) -> tuple[Outcome, str, dict[str, Any]]:
+        """Run the trainer into the job's run; (outcome, text for people, report body)."""
+        from momentum.cli_train import ReportingSink
+        from trainer.loop import train
+
+        config = lease.config
+        run = self._open_run(lease, config)
+        bar, task = self.display.job_started(lease)
+        sink = ReportingSink(run, bar, task)
+
+        def on_progress(step: int, total: int) -> None:
+            lease.step, lease.total = step, total
+            self.display.job_progress(lease, step, total)
+
+        def should_stop() -> bool:
+            return lease.lost.is_set() or lease.cancel.is_set() or self.stopping.is_set()
+
+        try:
+            result = train(config, sink, should_stop=should_stop, on_progress=on_progress)
+        except Exception as exc:
+            log.exception("job %s: training raised", lease.id)
+            error = f"{type(exc).__name__}: {exc}"
+            return self._end(lease, run, Outcome.failed, Status.failed), error, {"error": error}
+        return self._conclude(lease, run, result)
+
+    def _conclude(
+        self, lease: Lease, run: Run, result: TrainResult
+    ) -> tuple[Outcome, str, dict[str, Any]]:
+        done = f"{result.steps_done}/{lease.total} steps, final loss {result.final_loss:.4g}"
+        if lease.cancel.is_set():
+            outcome = self._end(lease, run, Outcome.cancelled, Status.cancelled)
+            return outcome, done, {"error": "cancelled", "cancelled": True}
+        if result.cancelled and not lease.lost.is_set():  # stopped for a shutdown
+            return self._end(lease, run, Outcome.released, None), done, {}
+        outcome = self._end(lease, run, Outcome.completed, Status.succeeded, result.diverged)
+        body = {"diverged": result.diverged, "summary": _summary(result)}
+        return outcome, done + (", diverged" if result.diverged else ""), body
+
+    def _open_run(self, lease: Lease, config: TrainingConfig) -> Run:
+        spool_dir = self.options.spool_dir or default_spool_dir()
+        run = Run(
+            lease.job.get("name"),
+            config.model_dump(mode="json"),
+            external_id=f"job-{lease.id}",
+            client=self.client,
+            # A spool file per worker: two workers on one machine never share a file,
+            # even when a late worker and the job's new owner write the same run.
+            spool_dir=spool_dir / _safe(self.options.worker_id),
+        )
+        return run.start()
+
+    def _end(
+        self,
+        lease: Lease,
+        run: Run,
+        outcome: Outcome,
+        status: Status | None,
+        diverged: bool | None = None,
+    ) -> Outcome:
+        """Flush the run; the final status only for an outcome this worker will report."""
+        timeout = self.options.flush_timeout_s
+        if lease.lost.is_set():
+            outcome, status = Outcome.lost, None
+        if status is None:
+            # Lost: the run belongs to the job's new owner. Released: `/release` sets the
+            # run queued. Either way this worker must not write a status.
+            unsent = run._close(timeout)  # Run has no public close that leaves the status
+        else:
+            unsent = run.finish(status, diverged=diverged or None, timeout=timeout)
+        if unsent is not None:
+            log.error("job %s: metrics not all delivered; kept in %s", lease.id, unsent)
+        return outcome
+
+    def report(self, lease: Lease, outcome: Outcome, body: dict[str, Any]) -> None:
+        """POST the outcome with the lease token; a few tries while the service is away."""
+        path = "fail" if outcome is Outcome.cancelled else outcome.value
+        content = orjson.dumps({"lease_token": lease.token, **body})
+        for attempt in range(4):
+            try:
+                self.client.request("POST", f"/jobs/{lease.id}/{path}", content=content)
+                return
+            except MomentumAPIError as exc:
+                if exc.status_code == LEASE_LOST:
+                    log.warning("job %s: lease lost before reporting: %s", lease.id, exc.message)
+                    return
+                if not exc.retryable:
+                    log.error("job %s: %s refused: %s", lease.id, path, exc)
+                    return
+                error: Exception = exc
+            except httpx.TransportError as exc:
+                error = exc
+            log.warning("job %s: %s failed (%s); retrying", lease.id, path, error)
+            time.sleep(0.5 * 2**attempt)
+        log.error(
+            "job %s: could not report %s; its lease will lapse and it will rerun", lease.id, path
+        )
+
+
+def _summary(result: TrainResult) -> dict[str, Any]:
+    """The result as JSON: non-finite floats as the contract's strings (NaN, Infinity)."""
+    values: dict[str, Any] = {
+        "steps_done": result.steps_done,
+        "final_loss": result.final_loss,
+        "final_val_loss": result.final_val_loss,
+        "best_val_accuracy": result.best_val_accuracy,
+        "elapsed_s": round(result.elapsed_s, 3),
+    }
+    return {key: _json_float(value) for key, value in values.items()}
+
+
+def _json_float(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "worker"
+
+
+def default_worker_id() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}-{os.getpid()}"
