@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -32,6 +33,24 @@ def _write_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+@dataclass(frozen=True)
+class PageWindow:
+    limit: int
+    offset: int
+
+
+async def _page_window(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> PageWindow:
+    """The contract's pagination, capped by MOMENTUM_MAX_PAGE_SIZE."""
+    return PageWindow(min(limit, request.app.state.settings.max_page_size), offset)
+
+
+PageDep = Annotated[PageWindow, Depends(_page_window)]
 # scope="function": the transaction commits before the response is sent, so an
 # acknowledged request is a committed one.
 SessionDep = Annotated[Session, Depends(_read_session, scope="function")]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from momentum.contract import ErrorResponse, JobCreate, JobPublic, Page, Status
 from service.auth import Scope, requires
-from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.models import Job
 from service.storage import jobs as job_store
 
@@ -39,16 +39,13 @@ def submit_job(body: JobCreate, session: WriteSessionDep, settings: SettingsDep)
 @router.get("", response_model=Page[JobPublic], dependencies=[requires(Scope.read)])
 def list_jobs(
     session: SessionDep,
-    settings: SettingsDep,
+    page: PageDep,
     status: Status | None = None,
     sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Page[JobPublic]:
     """List jobs, newest first, filtered by status and sweep."""
-    limit = min(limit, settings.max_page_size)
-    jobs, total = job_store.list_jobs(session, status, sweep_id, limit, offset)
-    return Page[JobPublic](items=to_public(jobs), total=total, limit=limit, offset=offset)
+    jobs, total = job_store.list_jobs(session, status, sweep_id, page.limit, page.offset)
+    return Page[JobPublic](items=to_public(jobs), total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{job_id}", response_model=JobPublic, dependencies=[requires(Scope.read)])

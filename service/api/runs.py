@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from momentum.contract import Page, RunCreate, RunHeartbeat, RunPublic, RunUpdate, Status
 from momentum.contract.values import encode_value
 from service.auth import Scope, requires
-from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.deps import PageDep, SessionDep, WriteSessionDep
 from service.errors import ApiError, not_found
 from service.models import Run
 from service.storage import metrics as metric_store
@@ -76,7 +76,7 @@ def create_run(body: RunCreate, session: WriteSessionDep, response: Response) ->
 @router.get("", response_model=Page[RunPublic], dependencies=[requires(Scope.read)])
 def list_runs(
     session: SessionDep,
-    settings: SettingsDep,
+    page: PageDep,
     project: Annotated[str | None, Query(max_length=250)] = None,
     status: Status | None = None,
     optimizer: Annotated[str | None, Query(max_length=64)] = None,
@@ -89,8 +89,6 @@ def list_runs(
     ] = None,
     q: Annotated[str | None, Query(max_length=250, description="Text in the run's name.")] = None,
     sort: SortField = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
@@ -104,9 +102,9 @@ def list_runs(
         params=_pairs(param, "param"),
         q=q,
     )
-    limit = min(limit, settings.max_page_size)
-    runs, total = run_store.list_runs(session, filters, sort, limit, offset)
-    return Page[RunPublic](items=to_public(session, runs), total=total, limit=limit, offset=offset)
+    runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)
+    items = to_public(session, runs)
+    return Page[RunPublic](items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{run_id}", response_model=RunPublic, dependencies=[requires(Scope.read)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy.orm import Session
 
 from momentum.contract import (
@@ -18,7 +18,7 @@ from momentum.contract import (
     sweep_status,
 )
 from service.auth import Scope, requires
-from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.errors import ApiError
 from service.models import Sweep
 from service.storage import sweeps as sweep_store
@@ -67,16 +67,12 @@ def create_sweep(body: SweepCreate, session: WriteSessionDep, settings: Settings
 @router.get("", response_model=Page[SweepPublic], dependencies=[requires(Scope.read)])
 def list_sweeps(
     session: SessionDep,
-    settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    page: PageDep,
 ) -> Page[SweepPublic]:
     """List sweeps, newest first, with their jobs' counts by status."""
-    limit = min(limit, settings.max_page_size)
-    sweeps, total = sweep_store.list_sweeps(session, limit, offset)
-    return Page[SweepPublic](
-        items=to_public(session, sweeps), total=total, limit=limit, offset=offset
-    )
+    sweeps, total = sweep_store.list_sweeps(session, page.limit, page.offset)
+    items = to_public(session, sweeps)
+    return Page[SweepPublic](items=items, total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, dependencies=[requires(Scope.read)])

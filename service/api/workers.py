@@ -6,9 +6,9 @@ the job's lease (it lapsed and the job was taken back, or the job ended) gets 40
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from momentum.contract import (
     Claim,
@@ -25,7 +25,7 @@ from momentum.contract import (
 )
 from service.api.jobs import JobId, to_public
 from service.auth import Scope, requires
-from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.storage import leases
 
 jobs_router = APIRouter(prefix="/jobs", tags=["workers"])
@@ -94,12 +94,9 @@ def release_job(job_id: JobId, body: JobRelease, session: WriteSessionDep) -> Jo
 @router.get("", response_model=Page[WorkerPublic], dependencies=[requires(Scope.read)])
 def list_workers(
     session: SessionDep,
-    settings: SettingsDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    page: PageDep,
 ) -> Page[WorkerPublic]:
     """Workers seen, most recent first, with their last contact and current job."""
-    limit = min(limit, settings.max_page_size)
-    workers, total = leases.list_workers(session, limit, offset)
+    workers, total = leases.list_workers(session, page.limit, page.offset)
     items = [WorkerPublic.model_validate(worker) for worker in workers]
-    return Page[WorkerPublic](items=items, total=total, limit=limit, offset=offset)
+    return Page[WorkerPublic](items=items, total=total, limit=page.limit, offset=page.offset)
