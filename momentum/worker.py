@@ -273,7 +273,7 @@ class Worker:
         if status is None:
             # Lost: the run belongs to the job's new owner. Released: `/release` sets the
             # run queued. Either way this worker must not write a status.
-            unsent = run._close(timeout)  # Run has no public close that leaves the status
+            unsent = run.close(timeout)
         else:
             unsent = run.finish(status, diverged=diverged or None, timeout=timeout)
         if unsent is not None:

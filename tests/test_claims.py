@@ -112,7 +112,10 @@ def test_heartbeat_extends_the_lease_and_other_tokens_are_refused(client: TestCl
     assert_lease_lost(client.post(f"{url}/release", json=wrong))
     assert job(client, created["id"])["status"] == "running"
     right = {"lease_token": lease["lease_token"]}
-    assert client.post(f"{url}/complete", json=right).status_code == 200
+    completed = client.post(f"{url}/complete", json=right)
+    assert completed.status_code == 200
+    # The last heartbeat said 3 of 5; a completed job has done them all.
+    assert (completed.json()["progress_step"], completed.json()["progress_total"]) == (5, 5)
     assert_lease_lost(client.post(f"{url}/heartbeat", json=right))  # the job has ended
     assert client.post(f"{API}/jobs/999/heartbeat", json=right).status_code == 404
 

@@ -148,6 +148,15 @@ class Run:
         self._queue = _Refusing("this run has finished")
         return self._close(timeout)
 
+    def close(self, timeout: float | None = None) -> Path | None:
+        """Flush and stop reporting without setting a status: for a process that hands
+        the run on (a worker whose job went back to the queue). Returns the spool path
+        if values stay unsent."""
+        if self.reporter is None or self.status is not None:
+            raise RuntimeError("close() needs a started, unfinished run")
+        self._queue = _Refusing("this run was closed")
+        return self._close(timeout)
+
     def _close(self, timeout: float | None) -> Path | None:
         assert self.reporter is not None
         _open_runs.discard(self)

@@ -120,6 +120,8 @@ def complete(session: Session, job_id: int, body: JobComplete) -> Job:
     job = held_job(session, job_id, body.lease_token)
     job.summary = body.summary
     job.error = None
+    if job.progress_total is not None:
+        job.progress_step = job.progress_total  # the last heartbeat predates the last steps
     transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
     session.flush()
     return job
