@@ -184,10 +184,13 @@ def test_wall_time_defaults_to_receipt(client: TestClient) -> None:
         [
             {"key": "x", "step": 0, "value": 1},
             {"key": "x", "step": 1, "value": 1, "wall_time": 5.5},
+            {"key": "x", "step": 2, "value": 1, "wall_time": 0.0},
+            {"key": "x", "step": 3, "value": 1, "wall_time": None},
         ],
     )
     wall_times = _history(client, run["id"], "x")["wall_times"]
-    assert wall_times[0] > 1.7e9 and wall_times[1] == 5.5
+    assert wall_times[0] > 1.7e9 and wall_times[1:3] == [5.5, 0.0]
+    assert wall_times[3] == wall_times[0]  # one batch, one receipt time
 
 
 def test_history_step_range_and_missing_series(client: TestClient) -> None:
