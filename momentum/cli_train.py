@@ -159,13 +159,8 @@ def train(
     _report(run, result)
 
 
-def _progress_bar(show: bool) -> Any:
-    """A rich progress bar on stderr (stdout keeps the results), or a no-op context."""
-    import contextlib
-
-    if not show:
-        return contextlib.nullcontext(None)
-    from rich.console import Console
+def training_progress(console: Any, label: str) -> Any:
+    """The training bar of `train` and `worker`: label, bar, steps, live loss, times."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -176,14 +171,25 @@ def _progress_bar(show: bool) -> Any:
     )
 
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
     )
+
+
+def _progress_bar(show: bool) -> Any:
+    """A rich progress bar on stderr (stdout keeps the results), or a no-op context."""
+    import contextlib
+
+    if not show:
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+
+    return training_progress(Console(stderr=True), "[bold]{task.description}")
 
 
 def _report(run: Run, result: TrainResult) -> None:

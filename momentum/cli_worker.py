@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from momentum.cli_train import training_progress
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -71,24 +73,7 @@ class BarDisplay(LineDisplay):
 
     def __init__(self, console: Console) -> None:
         super().__init__()
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]job {task.fields[job]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        )
+        self.progress = training_progress(console, "[bold]job {task.fields[job]}")
         self.progress.start()
         self._tasks: dict[int, Any] = {}
 
