@@ -11,6 +11,12 @@ from service import Settings, create_app
 from service.migrate import head_revision
 
 
+def test_front_door_leads_to_the_interactive_api(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/docs"
+
+
 def test_health_ready_version(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
