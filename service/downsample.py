@@ -34,36 +34,52 @@ class Columns:
         return Columns(self.steps[index], self.values[index], self.wall_times[index])
 
 
-def _bucket_picks(values: np.ndarray, start: int, stop: int) -> list[int]:
-    chunk = values[start:stop]
-    finite = np.isfinite(chunk)
-    picks: list[int] = []
-    if finite.any():
-        masked_low = np.where(finite, chunk, np.inf)
-        picks.append(start + int(np.argmin(masked_low)))
-    if not finite.all():
-        picks.append(start + int(np.argmin(finite)))  # first non-finite point
-    elif finite.any():
-        picks.append(start + int(np.argmax(np.where(finite, chunk, -np.inf))))
-    return sorted(set(picks))
+def _first_per_bucket(mask: np.ndarray, bucket: np.ndarray) -> np.ndarray:
+    """The first index where `mask` holds, in each bucket that has one."""
+    where = np.flatnonzero(mask)
+    if len(where) == 0:
+        return where
+    owners = bucket[where]
+    starts = np.ones(len(where), dtype=bool)
+    starts[1:] = owners[1:] != owners[:-1]
+    return where[starts]
+
+
+def downsample_indices(values: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices (ascending) of the points `downsample` keeps; array-at-a-time, no loop
+    over buckets, so other columns (a smoothed curve) can be cut at the same points."""
+    count = len(values)
+    if count <= max_points:
+        return np.arange(count)
+    finite = np.isfinite(values)
+    if max_points == 1:
+        bad = np.flatnonzero(~finite)
+        finite_low = np.where(finite, values, np.inf)
+        return np.array([int(bad[0]) if len(bad) else int(np.argmin(finite_low))])
+    edges = np.linspace(0, count, max_points // 2 + 1).astype(np.int64)
+    # count > max_points >= 2 * buckets: every bucket holds at least two points.
+    starts = edges[:-1]
+    bucket = np.repeat(np.arange(len(starts)), np.diff(edges))
+    low = np.where(finite, values, np.inf)
+    high = np.where(finite, values, -np.inf)
+    has_finite = np.logical_or.reduceat(finite, starts)
+    all_finite = np.logical_and.reduceat(finite, starts)
+    # argmin/argmax per bucket: the first point equal to its bucket's extreme.
+    lows = _first_per_bucket(low == np.minimum.reduceat(low, starts)[bucket], bucket)
+    highs = _first_per_bucket(high == np.maximum.reduceat(high, starts)[bucket], bucket)
+    picks = [
+        lows[has_finite[bucket[lows]]],
+        _first_per_bucket(~finite, bucket),  # the first non-finite point stands for the high
+        highs[all_finite[bucket[highs]]],
+    ]
+    return np.unique(np.concatenate(picks))
 
 
 def downsample(columns: Columns, max_points: int) -> Columns:
     """At most `max_points` points, each bucket's extremes and non-finite values kept."""
-    count = len(columns)
-    if count <= max_points:
+    if len(columns) <= max_points:
         return columns
-    if max_points == 1:
-        bad = np.flatnonzero(~np.isfinite(columns.values))
-        finite_low = np.where(np.isfinite(columns.values), columns.values, np.inf)
-        keep = int(bad[0]) if len(bad) else int(np.argmin(finite_low))
-        return columns.take(np.array([keep]))
-    edges = np.linspace(0, count, max_points // 2 + 1).astype(np.int64)
-    picks: list[int] = []
-    for start, stop in zip(edges[:-1], edges[1:], strict=True):
-        if stop > start:
-            picks.extend(_bucket_picks(columns.values, int(start), int(stop)))
-    return columns.take(np.array(picks, dtype=np.int64))
+    return columns.take(downsample_indices(columns.values, max_points))
 
 
 def encoded_values(values: np.ndarray) -> list[EncodedValue]:
