@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 import momentum
 from momentum.contract import ErrorResponse, PointBatch
-from service.api import jobs, metrics, operation_id, ops, runs, sweeps, workers
+from service.api import compare, jobs, metrics, operation_id, ops, runs, sweeps, workers
 from service.auth import assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
 from service.deps import reject_unknown_query
@@ -41,6 +41,7 @@ def _api_router() -> APIRouter:
     api.include_router(workers.jobs_router)  # before jobs: /jobs/claim is no job id
     api.include_router(jobs.router)
     api.include_router(sweeps.router)
+    api.include_router(compare.router)
     api.include_router(workers.router)
     api.include_router(ops.api_router)
     return api

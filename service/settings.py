@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         default=3, ge=1, le=100, description="Claims a job gets before a lapsed lease fails it."
     )
     max_grid_size: int = Field(default=256, ge=1, description="Most jobs one sweep may create.")
+    max_compare_runs: int = Field(
+        default=100, ge=1, description="Most run ids one comparison or export may name."
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

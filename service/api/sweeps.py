@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from momentum.contract import (
     ErrorResponse,
     GridError,
+    GroupComparison,
     Page,
     Status,
     SweepCreate,
@@ -17,10 +18,13 @@ from momentum.contract import (
     expand_grid,
     sweep_status,
 )
+from service import comparison
+from service.api.compare import PARAM_NAME, GridPoints, Key, ModeQuery, Threshold
 from service.auth import Scope, requires
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.errors import ApiError
 from service.models import Sweep
+from service.storage import compare as compare_store
 from service.storage import sweeps as sweep_store
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -99,3 +103,33 @@ def delete_sweep(sweep_id: SweepId, session: WriteSessionDep) -> Response:
     """Delete the sweep and its jobs; its runs and their metrics are kept, detached."""
     sweep_store.delete_sweep(session, sweep_store.get_sweep(session, sweep_id))
     return Response(status_code=204)
+
+
+def default_group_by(sweep: Sweep) -> str:
+    """momentum if the grid varies it, else the first varied field other than seed."""
+    fields = sorted(name for name in sweep.grid if name != "seed")
+    return "momentum" if "momentum" in fields or not fields else fields[0]
+
+
+@router.get(
+    "/{sweep_id}/summary", response_model=GroupComparison, dependencies=[requires(Scope.read)]
+)
+def sweep_summary(
+    sweep_id: SweepId,
+    session: SessionDep,
+    key: Key,
+    by: Annotated[
+        str | None,
+        Query(pattern=PARAM_NAME, description="Default: momentum, else a field of the grid."),
+    ] = None,
+    mode: ModeQuery = "min",
+    threshold: Threshold = None,
+    max_points: GridPoints = 1000,
+) -> GroupComparison:
+    """The sweep's runs grouped by a grid field across seeds, with the best setting."""
+    sweep = sweep_store.get_sweep(session, sweep_id)
+    runs = compare_store.sweep_runs(session, sweep_id)
+    ask = comparison.GroupRequest(key, by or default_group_by(sweep), mode, threshold, max_points)
+    result = comparison.group_runs(session, runs, ask)
+    result.sweep_id = sweep_id
+    return result

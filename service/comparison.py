@@ -1,0 +1,286 @@
+"""Comparisons as the API answers them: read curves array-at-a-time, run the analysis
+(`service.analysis`), encode for the wire (non-finite values as the contract's strings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from momentum.contract import (
+    BestSetting,
+    CompareSummary,
+    GroupComparison,
+    GroupCurve,
+    GroupSummary,
+    RunSummary,
+    Stat,
+)
+from momentum.contract.values import EncodedValue, encode_value
+from service.analysis import groups as group_math
+from service.analysis.smoothing import debiased_ema
+from service.analysis.summary import Mode, rank_key, speedup, summarize
+from service.downsample import downsample_indices, encoded_values
+from service.errors import ApiError
+from service.models import Run
+from service.storage import compare as compare_store
+from service.storage.compare import MAX_STEP
+from service.storage.metrics import read_columns
+
+INDEXED_PARAMS = ("momentum", "lr", "optimizer")
+INTERPOLATION = (
+    "Common grid: the union of the group's logged steps, thinned evenly to max_points. "
+    "Each run is read there linearly in step between its neighbouring logged points "
+    "(exactly where it logged the step), only inside its own first..last step, and only "
+    "where that value is finite; `count` is the number of runs behind each step."
+)
+_EMPTY = np.empty(0, dtype=[("step", "<i8"), ("value", "<f8"), ("wall_time", "<f8")])
+
+
+def load_runs(session: Session, run_ids: Sequence[int]) -> list[Run]:
+    """The runs in the order asked; 404 naming every id that does not exist."""
+    found = compare_store.load_runs(session, run_ids)
+    missing = [run_id for run_id in run_ids if run_id not in found]
+    if missing:
+        shown = ", ".join(str(run_id) for run_id in missing)
+        noun = "run" if len(missing) == 1 else "runs"
+        verb = "does" if len(missing) == 1 else "do"
+        raise ApiError(404, "not_found", f"{noun} {shown} {verb} not exist")
+    return [found[run_id] for run_id in run_ids]
+
+
+def read_curves(
+    session: Session, runs: Sequence[Run], key: str, start: int = 0, end: int = MAX_STEP
+) -> dict[int, np.ndarray]:
+    """run id -> records (step, value, wall_time) of `key`; empty if the run lacks it."""
+    ids = compare_store.series_ids(session, [run.id for run in runs], [key])
+    return {
+        run.id: read_columns(session, ids[run.id, key], start, end)
+        if (run.id, key) in ids
+        else _EMPTY
+        for run in runs
+    }
+
+
+@dataclass(frozen=True)
+class CurveRequest:
+    keys: list[str]
+    x: str = "step"
+    smoothing: float | None = None
+    max_points: int | None = None
+    start_step: int = 0
+    end_step: int = MAX_STEP
+
+
+def compare_curves(session: Session, runs: Sequence[Run], ask: CurveRequest) -> dict[str, Any]:
+    """Each run's own step grid, smoothed at full resolution, then downsampled."""
+    # Smoothing starts at the first point and wall_time counts from it, so both read from
+    # step 0 whatever the zoom: the smoothed curve must not change with start_step.
+    read_from = 0 if ask.smoothing is not None or ask.x == "wall_time" else ask.start_step
+    ids = compare_store.series_ids(session, [run.id for run in runs], ask.keys)
+    by_run: dict[int, dict[str, np.ndarray]] = {}
+    for run in runs:
+        by_run[run.id] = {
+            key: read_columns(session, ids[run.id, key], read_from, ask.end_step)
+            if (run.id, key) in ids
+            else _EMPTY
+            for key in ask.keys
+        }
+    series = []
+    for run in runs:
+        records = by_run[run.id]
+        firsts = [r["wall_time"][0] for r in records.values() if len(r)]
+        origin = float(min(firsts)) if ask.x == "wall_time" and firsts else 0.0
+        for key in ask.keys:
+            series.append(_series(run, key, records[key], origin, ask))
+    return {"x": ask.x, "smoothing": ask.smoothing, "series": series}
+
+
+def _series(
+    run: Run, key: str, records: np.ndarray, origin: float, ask: CurveRequest
+) -> dict[str, Any]:
+    steps, values, walls = records["step"], records["value"], records["wall_time"]
+    smoothed = None if ask.smoothing is None else debiased_ema(values, ask.smoothing)
+    if ask.start_step > 0 and len(steps) and steps[0] < ask.start_step:
+        shown = np.flatnonzero(steps >= ask.start_step)
+        steps, values, walls = steps[shown], values[shown], walls[shown]
+        smoothed = None if smoothed is None else smoothed[shown]
+    total = len(steps)
+    if ask.max_points is not None and total > ask.max_points:
+        keep = downsample_indices(values, ask.max_points)
+        steps, values, walls = steps[keep], values[keep], walls[keep]
+        smoothed = None if smoothed is None else smoothed[keep]
+    out: dict[str, Any] = {
+        "run_id": run.id,
+        "run_name": run.name,
+        "key": key,
+        "steps": steps.tolist(),
+        "wall_times": (walls - origin).tolist() if origin else walls.tolist(),
+        "values": encoded_values(values),
+        "total": total,
+        "downsampled": len(steps) < total,
+    }
+    if smoothed is not None:
+        out["smoothed"] = encoded_values(smoothed)
+    return out
+
+
+def _encoded(value: float | None) -> EncodedValue | None:
+    return None if value is None else encode_value(value)
+
+
+def summarize_runs(
+    session: Session,
+    runs: Sequence[Run],
+    key: str,
+    mode: Mode,
+    threshold: float | None,
+    baseline: int | None,
+) -> CompareSummary:
+    curves = read_curves(session, runs, key)
+    summaries = {
+        run.id: summarize(curves[run.id]["step"], curves[run.id]["value"], mode, threshold)
+        for run in runs
+    }
+    base_steps = summaries[baseline].steps_to_threshold if baseline is not None else None
+    items = []
+    for run in runs:
+        s = summaries[run.id]
+        items.append(
+            RunSummary(
+                run_id=run.id,
+                run_name=run.name,
+                points=s.points,
+                first_step=s.first_step,
+                last_step=s.last_step,
+                final=_encoded(s.final),
+                best=_encoded(s.best),
+                best_step=s.best_step,
+                tail_mean=_encoded(s.tail_mean),
+                steps_to_threshold=s.steps_to_threshold,
+                auc=_encoded(s.auc),
+                diverged=run.diverged or s.non_finite,
+                speedup=speedup(base_steps, s.steps_to_threshold),
+            )
+        )
+    diverged = {item.run_id: item.diverged for item in items}
+    ranking = sorted(
+        (run.id for run in runs),
+        key=lambda run_id: (*rank_key(summaries[run_id], diverged[run_id], mode), run_id),
+    )
+    return CompareSummary(
+        key=key,
+        mode=mode,
+        threshold=threshold,
+        baseline=baseline,
+        runs=items,
+        ranking=ranking,
+        criterion=_ranking_criterion(key, mode, threshold),
+    )
+
+
+def _ranking_criterion(key: str, mode: Mode, threshold: float | None) -> str:
+    better = "lower" if mode == "min" else "higher"
+    tail = f"then {better} tail_mean of {key} (the last 10 % of steps)"
+    if threshold is None:
+        return f"runs that did not diverge first, {tail}"
+    compare = "<=" if mode == "min" else ">="
+    return (
+        f"runs that did not diverge first, then those reaching {key} {compare} "
+        f"{threshold:g} in the fewest steps, {tail}"
+    )
+
+
+def param_value(run: Run, by: str) -> Any:
+    """The run's value of a parameter: an indexed column, else a key of its params."""
+    if by in INDEXED_PARAMS and getattr(run, by) is not None:
+        return getattr(run, by)
+    return run.params.get(by)
+
+
+def _group_key(value: Any) -> str:
+    # 0 and 0.0 (an int in one run's params, a float in another's) are one setting.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value))
+    return json.dumps(value, sort_keys=True)
+
+
+def _floats(array: np.ndarray) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in array.tolist()]
+
+
+def _stat(stat: group_math.Stat) -> Stat:
+    return Stat(mean=stat.mean, std=stat.std, n=stat.n)
+
+
+def _group_summary(group: group_math.Group) -> GroupSummary:
+    curve = group.curve
+    return GroupSummary(
+        value=group.value,
+        run_ids=group.run_ids,
+        runs=len(group.members),
+        diverged=group.diverged,
+        final=_stat(group.final),
+        steps_to_threshold=_stat(group.steps_to_threshold),
+        curve=GroupCurve(
+            steps=curve.steps.tolist(),
+            mean=_floats(curve.mean),
+            std=_floats(curve.std),
+            ci_low=_floats(curve.ci_low),
+            ci_high=_floats(curve.ci_high),
+            count=curve.count.tolist(),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    key: str
+    by: str
+    mode: Mode = "min"
+    threshold: float | None = None
+    max_points: int = 1000
+
+
+def group_runs(session: Session, runs: Sequence[Run], ask: GroupRequest) -> GroupComparison:
+    values = {run.id: param_value(run, ask.by) for run in runs}
+    if runs and all(value is None for value in values.values()):
+        known = sorted({*INDEXED_PARAMS, *(name for run in runs for name in run.params)})
+        raise ApiError(
+            422,
+            "validation_error",
+            f"by: no run has a parameter {ask.by!r}; known here: {', '.join(known)}",
+            [{"loc": ["query", "by"], "msg": "unknown parameter", "type": "value_error"}],
+        )
+    curves = read_curves(session, runs, ask.key)
+    members: dict[str, list[group_math.Member]] = {}
+    shown: dict[str, Any] = {}
+    for run in runs:
+        steps, series_values = curves[run.id]["step"], curves[run.id]["value"]
+        summary = summarize(steps, series_values, ask.mode, ask.threshold)
+        member = group_math.Member(
+            run.id, steps, series_values, run.diverged or summary.non_finite, summary
+        )
+        group_key = _group_key(values[run.id])
+        members.setdefault(group_key, []).append(member)
+        shown.setdefault(group_key, values[run.id])
+    groups = [
+        group_math.build_group(shown[k], members[k], ask.max_points)
+        for k in sorted(members, key=lambda k: group_math.value_order(shown[k]))
+    ]
+    best = group_math.best_group(groups, ask.mode, ask.threshold, ask.key)
+    return GroupComparison(
+        key=ask.key,
+        by=ask.by,
+        mode=ask.mode,
+        threshold=ask.threshold,
+        groups=[_group_summary(group) for group in groups],
+        best=None if best is None else BestSetting(value=best[0].value, criterion=best[1]),
+        interpolation=INTERPOLATION,
+    )

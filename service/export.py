@@ -1,0 +1,94 @@
+"""Long-format CSV export: one line per point, streamed.
+
+Columns: run_id, run_name, one `params.NAME` column per parameter any of the runs has
+(nested objects flattened with dots, lists as JSON), key, step, value, wall_time.
+Values use the contract's spellings (NaN, Infinity, -Infinity). The run table and the
+series ids are read up front; the points are then read in step windows, each in its
+own short transaction, and written as they come: memory holds one window, never the
+export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.models import Run
+from service.storage import compare as compare_store
+
+CHUNK_STEPS = 50_000
+_SPELLING = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def flatten(params: dict[str, Any], prefix: str = "params.") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{name}."))
+        elif isinstance(value, str):
+            out[f"{prefix}{name}"] = value
+        else:
+            out[f"{prefix}{name}"] = json.dumps(value)
+    return out
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    header: list[str]
+    # (csv prefix of the line: run_id, run_name, params..., key; series id), in order
+    series: list[tuple[str, int]]
+
+
+def _line(cells: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
+
+
+def plan(session: Session, runs: Sequence[Run], keys: Sequence[str] | None) -> ExportPlan:
+    """What to export, looked up in the request's own (short) transaction."""
+    flat = {run.id: flatten(run.params) for run in runs}
+    columns = sorted({name for params in flat.values() for name in params})
+    ids = compare_store.series_ids(session, [run.id for run in runs], keys)
+    series = []
+    for run in runs:
+        run_keys = keys if keys is not None else sorted(k for r, k in ids if r == run.id)
+        for key in run_keys:
+            if (run.id, key) in ids:
+                cells = [str(run.id), run.name, *(flat[run.id].get(c, "") for c in columns), key]
+                series.append((_line(cells)[:-1] + ",", ids[run.id, key]))
+    header = ["run_id", "run_name", *columns, "key", "step", "value", "wall_time"]
+    return ExportPlan(header=header, series=series)
+
+
+def _value(value: float) -> str:
+    if value != value:
+        return "NaN"
+    return _SPELLING.get(value, repr(value))
+
+
+def _lines(prefix: str, records: np.ndarray) -> str:
+    steps = records["step"].tolist()
+    values = records["value"].tolist()
+    walls = records["wall_time"].tolist()
+    return "".join(
+        f"{prefix}{step},{_value(value)},{wall!r}\n"
+        for step, value, wall in zip(steps, values, walls, strict=True)
+    )
+
+
+def stream_csv(
+    sessions: sessionmaker[Session], export: ExportPlan, chunk_steps: int = CHUNK_STEPS
+) -> Iterator[str]:
+    yield _line(export.header)
+    for prefix, series_id in export.series:
+        for records in compare_store.read_in_chunks(sessions, series_id, chunk_steps):
+            yield _lines(prefix, records)
