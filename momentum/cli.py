@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 import momentum
+from momentum.cli_compare import compare, export
 from momentum.cli_jobs import jobs, runs, submit, sweep, workers
 from momentum.cli_train import sync, train
 from momentum.cli_worker import worker
@@ -87,7 +88,7 @@ main.add_command(train)
 main.add_command(sync)
 
 
-for command in (worker, up, submit, sweep, jobs, runs, workers):
+for command in (worker, up, submit, sweep, jobs, runs, workers, compare, export):
     main.add_command(command)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import orjson
@@ -18,6 +18,9 @@ import orjson
 import momentum
 from momentum.client.encoding import encode_point_dicts
 from momentum.contract import (
+    CompareResult,
+    CompareSummary,
+    GroupComparison,
     IngestResult,
     RunCreate,
     RunHeartbeat,
@@ -197,6 +200,96 @@ class MomentumClient:
         response = self.request("GET", f"/runs/{run_id}/metrics/{key}", params=given)
         return SeriesHistory.model_validate_json(response.content)
 
+    def compare(
+        self,
+        run_ids: Sequence[int],
+        keys: Sequence[str],
+        *,
+        x: str = "step",
+        smoothing: float | None = None,
+        max_points: int | None = None,
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> CompareResult:
+        """Several runs' series, each on its own steps; `smoothed` when smoothing is given."""
+        params = {
+            "run_ids": _ids(run_ids),
+            "keys": ",".join(keys),
+            "x": x,
+            "smoothing": smoothing,
+            "max_points": max_points,
+            "start_step": start_step,
+            "end_step": end_step,
+        }
+        response = self.request("GET", "/compare", params=_given(params))
+        return CompareResult.model_validate_json(response.content)
+
+    def compare_summary(
+        self,
+        run_ids: Sequence[int],
+        key: str,
+        *,
+        mode: str = "min",
+        threshold: float | None = None,
+        baseline: int | None = None,
+    ) -> CompareSummary:
+        """Per-run final/best/tail mean/steps to threshold/AUC/speedup and a ranking."""
+        params = {"run_ids": _ids(run_ids), "key": key, "mode": mode}
+        params.update(_given({"threshold": threshold, "baseline": baseline}))
+        response = self.request("GET", "/compare/summary", params=params)
+        return CompareSummary.model_validate_json(response.content)
+
+    def compare_groups(
+        self,
+        run_ids: Sequence[int],
+        key: str,
+        *,
+        by: str = "momentum",
+        mode: str = "min",
+        threshold: float | None = None,
+        max_points: int | None = None,
+    ) -> GroupComparison:
+        """Runs grouped by a parameter: mean curves with spread, and the best setting."""
+        params = {"run_ids": _ids(run_ids), "key": key, "by": by, "mode": mode}
+        params.update(_given({"threshold": threshold, "max_points": max_points}))
+        response = self.request("GET", "/compare/groups", params=params)
+        return GroupComparison.model_validate_json(response.content)
+
+    def sweep_summary(
+        self,
+        sweep_id: int,
+        key: str,
+        *,
+        by: str | None = None,
+        mode: str = "min",
+        threshold: float | None = None,
+        max_points: int | None = None,
+    ) -> GroupComparison:
+        """A sweep's runs grouped by a grid field (default: momentum)."""
+        params = {"key": key, "mode": mode}
+        params.update(_given({"by": by, "threshold": threshold, "max_points": max_points}))
+        response = self.request("GET", f"/sweeps/{sweep_id}/summary", params=params)
+        return GroupComparison.model_validate_json(response.content)
+
+    def export_csv(
+        self, run_ids: Sequence[int], out: BinaryIO, keys: Sequence[str] | None = None
+    ) -> int:
+        """Stream the long-format CSV export into `out` as it arrives; returns bytes written."""
+        params = {"run_ids": _ids(run_ids)}
+        if keys is not None:
+            params["keys"] = ",".join(keys)
+        written = 0
+        with self.http.stream(
+            "GET", f"{self.api}/export.csv", params=params, headers=self._auth
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise MomentumAPIError.from_response(response)
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
     def version(self, *, check: bool = True) -> VersionInfo:
         """The service's versions; warns (`ContractMismatchWarning`) if the contract differs."""
         info = VersionInfo.model_validate_json(self.request("GET", "/version").content)
@@ -208,6 +301,14 @@ class MomentumClient:
                 stacklevel=2,
             )
         return info
+
+
+def _ids(run_ids: Sequence[int]) -> str:
+    return ",".join(str(run_id) for run_id in run_ids)
+
+
+def _given(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in params.items() if value is not None}
 
 
 def _body(model: type[RunCreate] | type[RunUpdate], body: Any, fields: dict[str, Any]) -> bytes:
