@@ -110,6 +110,10 @@ class Series(Base):
     key: Mapped[str] = mapped_column(String(250))
     # Steps below this live in point_blocks, steps at or above it in points.
     sealed_until: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The highest step and its value (NULL with a step: NaN), kept at ingest so run
+    # lists read them without touching points or blocks.
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    last_value: Mapped[float | None] = mapped_column(Float)
 
 
 class Point(Base):
@@ -143,6 +147,10 @@ class PointBlock(Base):
     first_step: Mapped[int] = mapped_column(BigInteger)
     last_step: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(Integer)
+    # Extremes of the block's finite values (NULL: none), so "best loss" is an aggregate
+    # over block rows instead of a read of every blob.
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

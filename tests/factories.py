@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from service.models import Point, PointBlock
 
 
 def make_run(client: TestClient, **overrides: Any) -> dict[str, Any]:
@@ -26,3 +30,11 @@ def log_points(client: TestClient, run_id: int, batch: list[dict[str, Any]]) -> 
     response = client.post(f"/api/v1/runs/{run_id}/metrics", json={"points": batch})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def stored_point_count(engine: Engine) -> int:
+    """Points held in storage, as rows and inside blocks alike."""
+    with Session(engine) as session:
+        rows = session.scalar(select(func.count()).select_from(Point)) or 0
+        in_blocks = session.scalar(select(func.coalesce(func.sum(PointBlock.count), 0))) or 0
+    return int(rows) + int(in_blocks)

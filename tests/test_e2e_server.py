@@ -48,7 +48,10 @@ def test_log_and_read_through_the_real_server(database_url: str) -> None:
         history = http.get(f"/api/v1/runs/{run['id']}/metrics/accuracy").json()
         assert len(history["steps"]) == 10_000
         assert history["values"][-1] == "NaN"
-        assert http.get("/api/v1/runs").json()["items"][0]["last_step"] == 14_999
+        listed = http.get("/api/v1/runs").json()["items"][0]
+        assert listed["last_step"] == 14_999
+        assert listed["latest"] == {"accuracy": "NaN", "loss": 14.999}
+        assert listed["best"] == {"accuracy": 14.998, "loss": 0.0}
     # Acknowledged means committed: a new server process sees everything.
     with live_server({"MOMENTUM_DATABASE_URL": database_url}) as url:
         series = httpx.get(f"{url}/api/v1/runs/{run['id']}/metrics").json()["items"]

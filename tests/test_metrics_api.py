@@ -10,13 +10,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from service import Settings, create_app
-from service.models import Point, Series
-from tests.factories import log_points, make_run, points
-
-
-def _stored_points(engine: Engine) -> int:
-    with Session(engine) as session:
-        return int(session.scalar(select(func.count()).select_from(Point)) or 0)
+from service.models import Series
+from tests.factories import log_points, make_run, points, stored_point_count
 
 
 def _history(client: TestClient, run_id: int, key: str, **query: object) -> dict:
@@ -35,7 +30,7 @@ def test_ten_thousand_points_many_keys_in_one_request(client: TestClient, engine
     result = log_points(client, run["id"], batch)
     assert result["accepted"] == 10_000
     assert result["keys"] == ["accuracy", "loss", "lr", "train/grad_norm"]
-    assert _stored_points(engine) == 10_000
+    assert stored_point_count(engine) == 10_000
     history = _history(client, run["id"], "train/grad_norm")
     assert history["steps"] == list(range(2500))
     assert history["values"][:3] == [0.0, 0.5, 1.0]
@@ -50,7 +45,7 @@ def test_resent_batch_does_not_duplicate_and_last_value_wins(
     history = _history(client, run["id"], "loss")
     assert history["steps"] == list(range(150))
     assert history["values"][49:51] == [1.0, 2.0]
-    assert _stored_points(engine) == 150
+    assert stored_point_count(engine) == 150
 
 
 def test_repeat_within_a_batch_keeps_the_last(client: TestClient) -> None:
@@ -71,7 +66,7 @@ def test_one_bad_point_rejects_the_batch_and_names_it(client: TestClient, engine
     error = response.json()["error"]
     assert error["detail"][0]["loc"] == ["points", 1234, "step"]
     assert "points.1234.step" in error["message"]
-    assert _stored_points(engine) == 0
+    assert stored_point_count(engine) == 0
 
 
 def test_bad_points_each_get_a_located_422(client: TestClient) -> None:
@@ -120,7 +115,7 @@ def test_body_over_the_limit_is_413_and_stores_nothing(settings: Settings, engin
             headers={"content-type": "application/json"},
         )
         assert streamed.status_code == 413
-    assert _stored_points(engine) == 0
+    assert stored_point_count(engine) == 0
 
 
 def test_too_many_points_is_413(settings: Settings, engine: Engine) -> None:
@@ -132,7 +127,7 @@ def test_too_many_points_is_413(settings: Settings, engine: Engine) -> None:
         )
         assert response.status_code == 413
         assert "split the batch" in response.json()["error"]["message"]
-    assert _stored_points(engine) == 0
+    assert stored_point_count(engine) == 0
 
 
 def test_non_finite_values_round_trip_in_every_input_form(client: TestClient) -> None:

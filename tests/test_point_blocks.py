@@ -6,9 +6,12 @@ import numpy as np
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from service import Settings, create_app
+from service.db import make_engine
+from service.migrate import downgrade, upgrade
 from service.models import Point, PointBlock, Series
 from service.storage.blocks import BLOCK_STEPS, RECORD_DTYPE, merge
 from tests.factories import log_points, make_run, points
@@ -35,7 +38,7 @@ def _storage(engine: Engine) -> tuple[int, int, int]:
     return int(rows or 0), int(block_count or 0), int(sealed_points or 0)
 
 
-def test_passed_blocks_are_sealed_and_reads_are_unchanged(
+def test_points_are_stored_in_blocks_and_read_back_unchanged(
     client: TestClient, engine: Engine
 ) -> None:
     run = make_run(client)
@@ -44,8 +47,7 @@ def test_passed_blocks_are_sealed_and_reads_are_unchanged(
     batch[5000]["value"] = "-Infinity"
     _log_in_batches(client, run["id"], batch)
     rows, block_count, sealed_points = _storage(engine)
-    assert block_count == 3 and sealed_points == 3 * BLOCK_STEPS
-    assert rows == STEPS - 3 * BLOCK_STEPS
+    assert (rows, block_count, sealed_points) == (0, 4, STEPS)  # appended to the tail block
     history = _history(client, run["id"])
     assert history["steps"] == list(range(STEPS))
     assert history["values"][10] == "NaN" and history["values"][5000] == "-Infinity"
@@ -84,8 +86,7 @@ def test_sparse_and_huge_steps_seal_only_what_exists(client: TestClient, engine:
     steps = [0, 100, 5_000, 10**12]
     log_points(client, run["id"], [{"key": "val", "step": s, "value": s} for s in steps])
     assert _history(client, run["id"], "val")["steps"] == steps
-    rows, block_count, sealed_points = _storage(engine)
-    assert (rows, block_count, sealed_points) == (1, 2, 3)
+    assert _storage(engine) == (0, 3, 4)
 
 
 def test_deleting_a_run_deletes_its_blocks(client: TestClient, engine: Engine) -> None:
@@ -106,7 +107,7 @@ def _records(steps: list[int], value: float) -> np.ndarray:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    older=st.lists(st.integers(0, 50), max_size=40),
+    older=st.sets(st.integers(0, 50), max_size=40).map(sorted),
     newer=st.lists(st.integers(0, 50), max_size=40),
 )
 def test_merge_is_a_sorted_union_where_newer_wins(older: list[int], newer: list[int]) -> None:
@@ -114,3 +115,58 @@ def test_merge_is_a_sorted_union_where_newer_wins(older: list[int], newer: list[
     assert merged["step"].tolist() == sorted(set(older) | set(newer))
     for step, value in zip(merged["step"].tolist(), merged["value"].tolist(), strict=True):
         assert value == (2.0 if step in newer else 1.0)
+
+
+def _legacy_layout(engine: Engine, run_id: int) -> None:
+    """A series as revision 0003 wrote it: block 0 sealed, the tail (with a NaN) as rows."""
+    sealed = _records(list(range(BLOCK_STEPS)), 3.0)
+    tail = [(step, None if step == 4100 else 1.0 / step) for step in range(BLOCK_STEPS, 4200)]
+    with engine.begin() as connection:
+        series_id = connection.execute(
+            text(
+                "INSERT INTO series (run_id, key, sealed_until) VALUES (:r, 'loss', :s) "
+                "RETURNING id"
+            ),
+            {"r": run_id, "s": BLOCK_STEPS},
+        ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO point_blocks (series_id, block, first_step, last_step, count, data) "
+                "VALUES (:s, 0, 0, :last, :count, :data)"
+            ),
+            {
+                "s": series_id,
+                "last": BLOCK_STEPS - 1,
+                "count": BLOCK_STEPS,
+                "data": sealed.tobytes(),
+            },
+        )
+        connection.execute(
+            text("INSERT INTO points (series_id, step, value, wall_time) VALUES (:s, :t, :v, 0)"),
+            [{"s": series_id, "t": step, "v": value} for step, value in tail],
+        )
+
+
+def test_series_written_before_revision_0004_read_alike_and_move_into_blocks(
+    settings: Settings,
+) -> None:
+    with TestClient(create_app(settings)) as client:
+        run_id = make_run(client)["id"]
+    downgrade(settings, "0003")
+    engine = make_engine(settings)
+    try:
+        _legacy_layout(engine, run_id)
+        upgrade(settings)
+        with TestClient(create_app(settings)) as client:
+            listed = client.get(f"/api/v1/runs/{run_id}").json()
+            assert (listed["last_step"], listed["latest"]) == (4199, {"loss": 1.0 / 4199})
+            history = _history(client, run_id)
+            assert history["steps"] == list(range(4200))
+            assert history["values"][4100] == "NaN" and history["values"][0] == 3.0
+            log_points(client, run_id, points("loss", range(4200, 4300)))
+            assert _storage(engine) == (0, 2, 4300)  # the rows moved into their block
+            history = _history(client, run_id)
+            assert history["steps"] == list(range(4300))
+            assert history["values"][4100] == "NaN" and history["values"][4150] == 1.0 / 4150
+    finally:
+        engine.dispose()

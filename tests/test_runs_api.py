@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from service.models import Point, Run, Sweep, utcnow
+from service.models import Run, Sweep, utcnow
 from service.storage.runs import fail_silent_runs
-from tests.factories import log_points, make_run, points
+from tests.factories import log_points, make_run, points, stored_point_count
 
 
 def test_create_fills_defaults_and_indexed_params(client: TestClient) -> None:
@@ -125,6 +125,25 @@ def test_list_items_carry_last_step_and_latest(client: TestClient) -> None:
     assert item["latest"] == {"loss": 0.2, "accuracy": 0.5}
 
 
+def _values(key: str, values: list[object], start: int = 0) -> list[dict[str, object]]:
+    return [{"key": key, "step": start + i, "value": v} for i, v in enumerate(values)]
+
+
+def test_list_items_carry_best_loss_and_accuracy_ignoring_non_finite(client: TestClient) -> None:
+    steady, unstable = make_run(client, name="steady"), make_run(client, name="unstable")
+    log_points(client, steady["id"], _values("train/loss", [3.0, 1.0, 2.0]))
+    log_points(client, steady["id"], _values("val_accuracy", [0.2, 0.9, 0.7]))
+    log_points(client, steady["id"], _values("lr", [0.1, 0.01]))  # no better direction
+    log_points(client, unstable["id"], _values("loss", [2.0, "-Infinity", 0.5, "NaN"]))
+    # A late rewrite of the best step changes the best.
+    log_points(client, steady["id"], [{"key": "train/loss", "step": 1, "value": 1.5}])
+    items = {item["name"]: item for item in client.get("/api/v1/runs").json()["items"]}
+    assert items["steady"]["best"] == {"train/loss": 1.5, "val_accuracy": 0.9}
+    assert items["unstable"]["best"] == {"loss": 0.5}
+    assert items["unstable"]["latest"] == {"loss": "NaN"}
+    assert client.get(f"/api/v1/runs/{unstable['id']}").json()["best"] == {"loss": 0.5}
+
+
 def test_get_patch_and_status_times(client: TestClient) -> None:
     run = make_run(client)
     assert client.get(f"/api/v1/runs/{run['id']}").json()["ended_at"] is None
@@ -153,8 +172,7 @@ def test_delete_removes_series_and_points(client: TestClient, engine: Engine) ->
     assert client.delete(f"/api/v1/runs/{doomed['id']}").status_code == 204
     assert client.get(f"/api/v1/runs/{doomed['id']}").status_code == 404
     assert client.delete(f"/api/v1/runs/{doomed['id']}").status_code == 404
-    with Session(engine) as session:
-        assert session.scalar(select(func.count()).select_from(Point)) == 10
+    assert stored_point_count(engine) == 10
 
 
 def test_heartbeat_and_silent_runs_fail(client: TestClient, engine: Engine) -> None:

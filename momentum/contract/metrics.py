@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, NotRequired
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
@@ -16,6 +16,17 @@ MAX_WALL_TIME = 1e11
 
 Step = Annotated[int, Field(strict=True, ge=0, le=MAX_STEP)]
 WallTime = Annotated[float, Field(ge=0, le=MAX_WALL_TIME, allow_inf_nan=False)]
+
+
+def better_direction(key: str) -> Literal["min", "max"] | None:
+    """Which way a key improves, judged by its name's last segment: `…loss` goes down,
+    `…accuracy` and `…acc` go up (`train/loss`, `val_accuracy`); other keys: unknown."""
+    name = key.rsplit("/", 1)[-1]
+    if name.endswith("loss"):
+        return "min"
+    if name.endswith(("accuracy", "acc")):
+        return "max"
+    return None
 
 
 @with_config(ConfigDict(extra="forbid"))

@@ -58,6 +58,11 @@ class RunPublic(BaseModel):
     last_heartbeat_at: datetime | None
     last_step: int | None = Field(description="Highest step logged under any key.")
     latest: dict[str, EncodedValue] = Field(description="Each key's value at its last step.")
+    best: dict[str, EncodedValue] = Field(
+        default_factory=dict,
+        description="Best finite value of each key whose name says which way is better: "
+        "the lowest of `…loss` keys, the highest of `…accuracy`/`…acc` keys.",
+    )
 
 
 class RunHeartbeat(BaseModel):

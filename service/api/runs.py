@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 
 from momentum.contract import Page, RunCreate, RunHeartbeat, RunPublic, RunUpdate, Status
+from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
 from service.auth import Scope, requires
 from service.deps import PageDep, SessionDep, WriteSessionDep
@@ -31,8 +32,21 @@ def load_run(session: Session, run_id: int) -> Run:
     return run
 
 
+def _best_values(extremes: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+    best = {}
+    for key, (lowest, highest) in extremes.items():
+        direction = better_direction(key)
+        value = lowest if direction == "min" else highest if direction == "max" else None
+        if value is not None:
+            best[key] = value
+    return best
+
+
 def to_public(session: Session, runs: list[Run]) -> list[RunPublic]:
-    latest = metric_store.latest_values(session, [run.id for run in runs])
+    """Runs with their metric summaries: two queries for the whole page, not per run."""
+    run_ids = [run.id for run in runs]
+    latest = metric_store.latest_values(session, run_ids)
+    extremes = metric_store.value_extremes(session, run_ids)
     out = []
     for run in runs:
         by_key = latest.get(run.id, {})
@@ -42,6 +56,7 @@ def to_public(session: Session, runs: list[Run]) -> list[RunPublic]:
                     **{c.key: getattr(run, c.key) for c in Run.__table__.columns},
                     "last_step": max((step for step, _ in by_key.values()), default=None),
                     "latest": {key: encode_value(value) for key, (_, value) in by_key.items()},
+                    "best": _best_values(extremes.get(run.id, {})),
                 }
             )
         )

@@ -2,63 +2,46 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from momentum.contract import MetricPoint
+from momentum.contract.metrics import better_direction
 from service.models import Point, PointBlock, Run, Series
 from service.storage import blocks
 from service.storage.driver import DriverCursor
 
 # Ingest runs on the driver's cursor: at 1,000 points a request, SQLAlchemy's per-row
 # parameter handling cost ~4x the insert itself (measured: 16 ms against 4 ms on
-# SQLite). The SQL is valid on SQLite and PostgreSQL alike; only placeholders differ.
-_UPSERT_SQL = (
-    "INSERT INTO points (series_id, step, value, wall_time) VALUES ({p}, {p}, {p}, {p}) "
-    "ON CONFLICT (series_id, step) DO UPDATE "
-    "SET value = excluded.value, wall_time = excluded.wall_time"
-)
-_UPSERT_UNNEST_SQL = (
-    "INSERT INTO points (series_id, step, value, wall_time) "
-    "SELECT * FROM unnest({p}::integer[], {p}::bigint[], {p}::float8[], {p}::float8[]) "
-    "ON CONFLICT (series_id, step) DO UPDATE "
-    "SET value = excluded.value, wall_time = excluded.wall_time"
-)
+# SQLite). Only placeholders differ between SQLite and PostgreSQL.
 _RUN_EXISTS_SQL = "SELECT 1 FROM runs WHERE id = {p}"
-_SERIES_SQL = "SELECT key, id, sealed_until FROM series WHERE run_id = {p}"
+_SERIES_SQL = "SELECT key, id, sealed_until, last_step, last_value FROM series WHERE run_id = {p}"
 # PostgreSQL: concurrent batches for one run take turns sealing and merging blocks.
 _SERIES_LOCKED_SQL = _SERIES_SQL + " FOR UPDATE"
 _NEW_SERIES_SQL = "INSERT INTO series (run_id, key) VALUES ({p}, {p}) ON CONFLICT DO NOTHING"
+_SERIES_TAIL_SQL = (
+    "UPDATE series SET sealed_until = {p}, last_step = {p}, last_value = {p} WHERE id = {p}"
+)
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
+@dataclass(frozen=True)
+class _SeriesState:
+    id: int
+    sealed_until: int
+    last_step: int | None
+    last_value: float | None
 
 
-def _upsert_rows(cursor: DriverCursor, rows: list[Row]) -> None:
-    if not rows:
-        return
-    if cursor.postgres:
-        # One statement over four arrays: executemany sends a statement per row.
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        cursor.execute(_UPSERT_UNNEST_SQL, columns)
-    else:
-        cursor.executemany(_UPSERT_SQL, rows)
-
-
-def _run_series(
-    cursor: DriverCursor, run_id: int, keys: Iterable[str]
-) -> dict[str, tuple[int, int]]:
-    """key -> (series id, sealed_until) for the run, creating missing series for `keys`."""
+def _run_series(cursor: DriverCursor, run_id: int, keys: Iterable[str]) -> dict[str, _SeriesState]:
+    """The run's series by key, creating missing ones for `keys`."""
     sql = _SERIES_LOCKED_SQL if cursor.postgres else _SERIES_SQL
 
-    def lookup() -> dict[str, tuple[int, int]]:
-        return {key: (id_, sealed) for key, id_, sealed in cursor.execute(sql, (run_id,))}
+    def lookup() -> dict[str, _SeriesState]:
+        return {key: _SeriesState(*state) for key, *state in cursor.execute(sql, (run_id,))}
 
     found = lookup()
     missing = sorted(set(keys) - found.keys())
@@ -68,59 +51,49 @@ def _run_series(
     return found
 
 
-_INFINITIES = (math.inf, -math.inf)
+def _store_series(cursor: DriverCursor, series: _SeriesState, records: np.ndarray) -> int:
+    """One series' part of a batch, into its blocks, keeping the last value.
+    Returns how many distinct steps were written."""
+    records = blocks.merge(records[:0], records)  # sorted, each step once, last wins
+    highest = int(records["step"][-1])
+    boundary = max(series.sealed_until, highest + 1)
+    if boundary > series.sealed_until:
+        blocks.seal_rows(cursor, series.id, series.sealed_until, boundary)
+    blocks.write_to_blocks(cursor, series.id, records)
+    last_step, last_value = series.last_step, series.last_value
+    if last_step is None or highest >= last_step:
+        last_step, last_value = highest, _nan_to_none(records["value"][-1])
+    cursor.execute(_SERIES_TAIL_SQL, (boundary, last_step, last_value, series.id))
+    return len(records)
 
 
-def _is_loss(key: str) -> bool:
-    return key.rsplit("/", 1)[-1].endswith("loss")
+def _nan_to_none(value: np.float64) -> float | None:
+    # NaN is stored as NULL (see `Point`): SQLite cannot store a NaN REAL.
+    return None if value != value else float(value)
 
 
-Row = tuple[int, int, float | None, float]  # series_id, step, value (None: NaN), wall_time
+class _BatchColumns:
+    """A batch split per key into step, value and wall-time lists, in one pass over
+    its points (this loop runs 100,000 times for the largest batch)."""
 
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.by_key: dict[str, tuple[list[int], list[float], list[float]]] = {
+            key: ([], [], []) for key in keys
+        }
 
-@dataclass
-class _SortedBatch:
-    """A batch in one pass over its points (this loop runs 10,000 times a request):
-    rows at or past their series' sealed boundary, late rows below it, each series'
-    highest step, and whether a loss went non-finite. A repeated (series, step) keeps
-    the last value."""
-
-    current: dict[tuple[int, int], Row] = field(default_factory=dict)
-    late: dict[tuple[int, int], Row] = field(default_factory=dict)
-    highest: dict[int, int] = field(default_factory=dict)
-    diverged: bool = False
-
-    def add_all(
-        self, points: Sequence[MetricPoint], series: dict[str, tuple[int, int]], now: float
-    ) -> None:
+    def add_all(self, points: Sequence[MetricPoint], now: float) -> None:
+        by_key = self.by_key
         for point in points:
-            key, step, value = point["key"], point["step"], point["value"]
-            series_id, sealed_until = series[key]
-            if isinstance(value, str):
-                value = float(value)  # "NaN", "Infinity", "-Infinity"
-            if value != value or value in _INFINITIES:
-                self.diverged = self.diverged or _is_loss(key)
+            steps, values, wall_times = by_key[point["key"]]
+            steps.append(point["step"])
+            value = point["value"]
+            # "NaN", "Infinity", "-Infinity" arrive as text (see momentum.contract.values).
+            values.append(float(value) if isinstance(value, str) else value)
             wall_time = point.get("wall_time")
-            wall_time = now if wall_time is None else wall_time
-            # NaN is stored as NULL (see `Point`); `value != value` is the cheapest NaN test.
-            row = (series_id, step, None if value != value else value, wall_time)
-            if step >= sealed_until:
-                self.current[series_id, step] = row
-                if step > self.highest.get(series_id, -1):
-                    self.highest[series_id] = step
-            else:
-                self.late[series_id, step] = row
+            wall_times.append(now if wall_time is None else wall_time)
 
-    def store(self, cursor: DriverCursor, series: dict[str, tuple[int, int]]) -> None:
-        """Upsert current rows, merge late ones into their blocks, then let each series
-        seal the blocks it has moved past."""
-        _upsert_rows(cursor, list(self.current.values()))
-        for series_id in {series_id for series_id, _ in self.late}:
-            mine = [row for (sid, _), row in self.late.items() if sid == series_id]
-            blocks.write_late_points(cursor, series_id, blocks.records_from_rows(mine))
-        sealed_until = dict(series.values())
-        for series_id, step in self.highest.items():
-            blocks.seal(cursor, series_id, sealed_until[series_id], step)
+    def records(self, key: str) -> np.ndarray:
+        return blocks.records_from_columns(*self.by_key[key])
 
 
 @dataclass(frozen=True)
@@ -135,44 +108,92 @@ def ingest(
 ) -> IngestOutcome | None:
     """Upsert a batch in the session's transaction; None if the run does not exist.
 
-    A repeated (key, step) in one batch keeps the last value. NaN is stored as NULL
-    (see `Point`). A non-finite loss marks the run diverged.
+    A repeated (key, step) in one batch keeps the last value. A non-finite loss marks
+    the run diverged.
     """
     cursor = DriverCursor(session)
-    batch = _SortedBatch()
+    accepted, diverged = 0, False
     try:
         if not cursor.execute(_RUN_EXISTS_SQL, (run_id,)):
             return None
         keys = sorted({point["key"] for point in points})
         series = _run_series(cursor, run_id, keys)
-        batch.add_all(points, series, received_at)
-        batch.store(cursor, series)
+        columns = _BatchColumns(keys)
+        columns.add_all(points, received_at)
+        for key in keys:
+            records = columns.records(key)
+            accepted += _store_series(cursor, series[key], records)
+            diverged = diverged or (
+                better_direction(key) == "min" and not np.isfinite(records["value"]).all()
+            )
     finally:
         cursor.close()
-    if batch.diverged:
+    if diverged:
         mark = update(Run).where(Run.id == run_id, Run.diverged.is_(False))
         session.execute(mark.values(diverged=True))
-    accepted = len(batch.current) + len(batch.late)
-    return IngestOutcome(accepted=accepted, keys=keys, diverged=batch.diverged)
+    return IngestOutcome(accepted=accepted, keys=keys, diverged=diverged)
 
 
 def latest_values(
     session: Session, run_ids: Sequence[int]
 ) -> dict[int, dict[str, tuple[int, float | None]]]:
-    """Each run's keys with (last step, value there), by index seeks on (series_id, step)."""
+    """Each run's keys with (last step, value there), from the series rows alone."""
     if not run_ids:
         return {}
-    inner = aliased(Point)
-    last_step = select(func.max(inner.step)).where(inner.series_id == Series.id).scalar_subquery()
-    statement = (
-        select(Series.run_id, Series.key, Point.step, Point.value)
-        .join(Point, Point.series_id == Series.id)
-        .where(Series.run_id.in_(run_ids), Point.step == last_step)
+    statement = select(Series.run_id, Series.key, Series.last_step, Series.last_value).where(
+        Series.run_id.in_(run_ids), Series.last_step.is_not(None)
     )
     out: dict[int, dict[str, tuple[int, float | None]]] = {run_id: {} for run_id in run_ids}
-    for run_id, key, step, value in session.execute(statement):
-        out[run_id][key] = (step, value)
+    for run_id, key, step, value in session.execute(statement.order_by(Series.key)):
+        out[run_id][key] = (step, value)  # type: ignore[assignment]  # NULLs filtered out
     return out
+
+
+_LARGEST_FLOAT = 1.7976931348623157e308
+
+
+def value_extremes(
+    session: Session, run_ids: Sequence[int]
+) -> dict[int, dict[str, tuple[float | None, float | None]]]:
+    """Each run's keys with the (lowest, highest) finite value ever stored, from the
+    blocks' kept extremes plus PostgreSQL's unsealed rows: two grouped queries for any
+    number of runs."""
+    blocks_by_series = (
+        select(
+            Series.run_id,
+            Series.key,
+            func.min(PointBlock.min_value),
+            func.max(PointBlock.max_value),
+        )
+        .join(PointBlock, PointBlock.series_id == Series.id)
+        .where(Series.run_id.in_(run_ids))
+        .group_by(Series.id, Series.run_id, Series.key)
+    )
+    rows_by_series = (
+        select(Series.run_id, Series.key, func.min(Point.value), func.max(Point.value))
+        .join(Point, Point.series_id == Series.id)
+        .where(
+            Series.run_id.in_(run_ids),
+            Point.value.between(-_LARGEST_FLOAT, _LARGEST_FLOAT),  # finite only
+        )
+        .group_by(Series.id, Series.run_id, Series.key)
+    )
+    out: dict[int, dict[str, tuple[float | None, float | None]]] = {
+        run_id: {} for run_id in run_ids
+    }
+    for statement in (blocks_by_series, rows_by_series):
+        for run_id, key, low, high in session.execute(statement):
+            known_low, known_high = out[run_id].get(key, (None, None))
+            out[run_id][key] = (_lesser(known_low, low), _greater(known_high, high))
+    return out
+
+
+def _lesser(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _greater(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 @dataclass(frozen=True)
@@ -185,28 +206,31 @@ class SeriesSummary:
 
 
 def series_summaries(session: Session, run_id: int) -> list[SeriesSummary]:
-    """Counts and step ranges over rows and sealed blocks together."""
-    rows = (
-        select(Series.key, func.count(), func.min(Point.step), func.max(Point.step))
-        .join(Point, Point.series_id == Series.id)
+    """Counts and step ranges over rows and blocks together."""
+    in_rows = (
+        select(Point.series_id, func.count(), func.min(Point.step))
+        .join(Series, Point.series_id == Series.id)
         .where(Series.run_id == run_id)
-        .group_by(Series.id, Series.key)
-        .order_by(Series.key)
+        .group_by(Point.series_id)
     )
-    sealed_stats = (
-        select(Series.key, func.sum(PointBlock.count), func.min(PointBlock.first_step))
-        .join(PointBlock, PointBlock.series_id == Series.id)
+    in_blocks = (
+        select(PointBlock.series_id, func.sum(PointBlock.count), func.min(PointBlock.first_step))
+        .join(Series, PointBlock.series_id == Series.id)
         .where(Series.run_id == run_id)
-        .group_by(Series.id, Series.key)
+        .group_by(PointBlock.series_id)
     )
-    sealed = {key: (count, first) for key, count, first in session.execute(sealed_stats)}
-    last = latest_values(session, [run_id])[run_id]
-    summaries = []
-    for key, count, first, final in session.execute(rows):
-        sealed_count, sealed_first = sealed.get(key, (0, first))
-        summary = SeriesSummary(key, count + sealed_count, sealed_first, final, last[key][1])
-        summaries.append(summary)
-    return summaries
+    counts: dict[int, tuple[int, int]] = {}
+    for statement in (in_rows, in_blocks):
+        for series_id, count, first in session.execute(statement):
+            known_count, known_first = counts.get(series_id, (0, first))
+            counts[series_id] = (known_count + count, min(known_first, first))
+    series = select(Series.id, Series.key, Series.last_step, Series.last_value).where(
+        Series.run_id == run_id, Series.last_step.is_not(None)
+    )
+    return [
+        SeriesSummary(key, *counts[series_id], last_step, last_value)  # type: ignore[arg-type]
+        for series_id, key, last_step, last_value in session.execute(series.order_by(Series.key))
+    ]
 
 
 def find_series_id(session: Session, run_id: int, key: str) -> int | None:
