@@ -58,7 +58,7 @@ def test_ema_weight_zero_is_the_identity_and_a_weight_of_one_is_refused() -> Non
 
 @pytest.mark.parametrize("weight", [1e-9, 0.3, 0.6, 0.9, 0.99, 0.999, 0.9999])
 @pytest.mark.parametrize("count", [1, 2, 127, 128, 129, 3001])
-def test_blocked_ema_matches_the_loop(weight: float, count: int) -> None:
+def test_vectorized_ema_matches_the_loop(weight: float, count: int) -> None:
     rng = np.random.default_rng(count)
     values = rng.normal(size=count) * 10 + 5
     values[rng.random(count) < 0.05] = NAN
