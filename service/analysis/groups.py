@@ -91,12 +91,22 @@ class Group:
     run_ids: list[int] = field(default_factory=list)
 
 
+def _sorted_union(arrays: list[np.ndarray]) -> np.ndarray:
+    """Distinct values of ascending arrays, ascending (np.unique hashes: ~10x slower here)."""
+    if all(len(a) == len(arrays[0]) and np.array_equal(a, arrays[0]) for a in arrays[1:]):
+        return arrays[0]  # a sweep's runs usually share their grid
+    merged = np.sort(np.concatenate(arrays), kind="stable")
+    distinct = np.ones(len(merged), dtype=bool)
+    distinct[1:] = merged[1:] != merged[:-1]
+    return merged[distinct]
+
+
 def common_grid(curves: list[np.ndarray], max_points: int) -> np.ndarray:
     """Union of the members' steps, thinned evenly (first and last kept) past max_points."""
     steps = [c for c in curves if len(c)]
     if not steps:
         return np.empty(0, dtype=np.int64)
-    union = np.unique(np.concatenate(steps))
+    union = _sorted_union(steps)
     if len(union) <= max_points:
         return union
     keep = np.unique(np.linspace(0, len(union) - 1, max_points).round().astype(np.int64))
