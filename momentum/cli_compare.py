@@ -29,7 +29,7 @@ def parse_run_ids(specs: tuple[str, ...]) -> list[int]:
             item = item.strip()
             if not item:
                 continue
-            if not item.isdigit():
+            if not (item.isascii() and item.isdigit()):
                 raise click.BadParameter(f"{item!r} is not a run id", param_hint="RUN_IDS")
             run_ids.append(int(item))
     return run_ids

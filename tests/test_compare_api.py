@@ -281,7 +281,7 @@ def test_export_reads_in_step_windows_across_gaps(client: TestClient, settings: 
 
 def test_bad_requests_name_the_parameter(client: TestClient) -> None:
     run = make_run(client)
-    for bad in ("1,x", "", "0", "1,,2", "-1"):
+    for bad in ("1,x", "", "0", "1,,2", "-1", "²", "9" * 5000, str(2**31)):
         error = _get(client, "/compare", 422, run_ids=bad, keys="loss")["error"]
         assert error["detail"][0]["loc"] == ["query", "run_ids"], bad
         assert error["message"].startswith("run_ids: ")

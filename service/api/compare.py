@@ -37,15 +37,15 @@ def parse_run_ids(raw: str, cap: int, name: str = "run_ids") -> list[int]:
     items = [item.strip() for item in raw.split(",")]
     if not any(items):
         raise _list_error(name, "give at least one run id, e.g. run_ids=1,2,3")
-    run_ids: list[int] = []
+    run_ids: dict[int, None] = {}  # ordered, repeats dropped
     for item in items:
-        if not item.isdigit() or not 1 <= int(item) <= 2**31 - 1:
-            raise _list_error(name, f"{item!r} is not a run id; give comma-separated integers")
-        if int(item) not in run_ids:
-            run_ids.append(int(item))
+        number = int(item) if item.isascii() and item.isdigit() and len(item) <= 10 else 0
+        if not 1 <= number <= 2**31 - 1:
+            raise _list_error(name, f"{item[:20]!r} is not a run id; give comma-separated integers")
+        run_ids[number] = None
     if len(run_ids) > cap:
         raise _list_error(name, f"{len(run_ids)} runs; at most {cap} per request")
-    return run_ids
+    return list(run_ids)
 
 
 def parse_keys(raw: str, name: str = "keys") -> list[str]:

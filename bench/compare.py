@@ -1,0 +1,177 @@
+"""Comparison benchmark against the real service (issue 5's targets).
+
+Starts `momentum serve` (SQLite in a fresh data dir; PostgreSQL with --database-url or
+--throwaway-postgres), logs --runs runs x --steps steps x 2 keys (loss, accuracy) and a
+sweep of 8 runs (momentum 4 x seed 2) x 2,000 steps, then times over HTTP (median of
+--repeat, after one warm-up call):
+  1. compare, 10 runs of loss, max_points=1000                 target <= 150 ms (SQLite)
+  2. the same with smoothing=0.6 (EMA at full resolution)      target <= 600 ms
+  3. compare of both keys (2 x the points), with and without smoothing
+  4. summary of the 10 runs (threshold, baseline)
+  5. groups of the 10 runs by momentum
+  6. the sweep summary, 8 runs x 2,000 steps                   target <= 100 ms
+
+    python bench/compare.py
+    python bench/compare.py --throwaway-postgres
+    python bench/compare.py --runs 4 --steps 20000   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.ingest import send_all  # noqa: E402
+from tests.support import live_server, throwaway_postgres  # noqa: E402
+
+BATCH = 10_000
+MOMENTA = (0.0, 0.5, 0.9, 0.99)
+
+
+def batches(steps: int, speed: float) -> list[bytes]:
+    """loss and accuracy per step; a higher `speed` reaches low loss sooner."""
+    out, points = [], []
+    now = time.time()
+    for step in range(steps):
+        loss = 2.3 / (1 + speed * step * 1e-3) + 0.01 * ((step * 7919) % 13) / 13
+        accuracy = 1 - loss / 2.4
+        for key, value in (("loss", loss), ("accuracy", accuracy)):
+            points.append({"key": key, "step": step, "value": value, "wall_time": now + step})
+        if len(points) >= BATCH:
+            out.append(orjson.dumps({"points": points}))
+            points = []
+    if points:
+        out.append(orjson.dumps({"points": points}))
+    return out
+
+
+def make_runs(http: httpx.Client, base_url: str, count: int, steps: int) -> list[int]:
+    ids = []
+    for index in range(count):
+        momentum = MOMENTA[index % len(MOMENTA)]
+        params = {"optimizer": "momentum", "momentum": momentum, "seed": index // len(MOMENTA)}
+        body = {"name": f"bench-{index}", "params": params}
+        run_id = int(http.post("/api/v1/runs", json=body).raise_for_status().json()["id"])
+        send_all(base_url, run_id, batches(steps, speed=1 + 10 * momentum))
+        ids.append(run_id)
+    return ids
+
+
+def make_sweep(http: httpx.Client, base_url: str, steps: int) -> int:
+    base = {"dataset": "ravine", "model": "linear", "steps": steps}
+    body = {"name": "bench", "base": base, "grid": {"momentum": [*MOMENTA], "seed": [0, 1]}}
+    sweep = http.post("/api/v1/sweeps", json=body).raise_for_status().json()
+    jobs = http.get("/api/v1/jobs", params={"sweep_id": sweep["id"]}).raise_for_status().json()
+    for job in jobs["items"]:
+        speed = 1 + 10 * job["config"]["momentum"]
+        send_all(base_url, job["run_id"], batches(steps, speed))
+    return int(sweep["id"])
+
+
+def timed(
+    http: httpx.Client, path: str, params: dict[str, object], repeat: int
+) -> tuple[list[float], int]:
+    http.get(path, params=params).raise_for_status()  # warm-up
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = http.get(path, params=params).raise_for_status()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings, len(response.content)
+
+
+def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Table:
+    env = {"MOMENTUM_DATABASE_URL": database_url, "MOMENTUM_DATA_DIR": str(data_dir)}
+    os.environ.update(env)
+    from service.migrate import upgrade
+    from service.settings import Settings
+
+    upgrade(Settings())
+    with live_server(env) as base_url, httpx.Client(base_url=base_url, timeout=120) as http:
+        started = time.perf_counter()
+        run_ids = make_runs(http, base_url, args.runs, args.steps)
+        sweep_id = make_sweep(http, base_url, args.sweep_steps)
+        loading_s = time.perf_counter() - started
+        ids = ",".join(str(run_id) for run_id in run_ids)
+        n, steps = args.runs, f"{args.steps:,}"
+        loss = {"run_ids": ids, "keys": "loss", "max_points": 1000}
+        both = {**loss, "keys": "loss,accuracy"}
+        summary = {"run_ids": ids, "key": "loss", "threshold": 0.5, "baseline": run_ids[0]}
+        cases = [
+            (f"compare {n} runs x {steps} (loss), max_points=1000", "/compare", loss, "<= 150"),
+            ("  the same, smoothing=0.6", "/compare", {**loss, "smoothing": 0.6}, "<= 600"),
+            (f"compare {n} runs x {steps} x 2 keys, max_points=1000", "/compare", both, ""),
+            ("  the same, smoothing=0.6", "/compare", {**both, "smoothing": 0.6}, ""),
+            (f"summary {n} runs x {steps} (loss, threshold)", "/compare/summary", summary, ""),
+            (
+                f"groups {n} runs x {steps} by momentum",
+                "/compare/groups",
+                {"run_ids": ids, "key": "loss", "by": "momentum", "threshold": 0.5},
+                "",
+            ),
+            (
+                f"sweep summary, 8 runs x {args.sweep_steps:,} (loss)",
+                f"/sweeps/{sweep_id}/summary",
+                {"key": "loss", "threshold": 0.5},
+                "<= 100",
+            ),
+        ]
+        rows = []
+        for label, path, params, target in cases:
+            timings, size = timed(http, f"/api/v1{path}", params, args.repeat)
+            rows.append((label, timings, size, target))
+
+    backend = "SQLite" if database_url.startswith("sqlite") else "PostgreSQL"
+    table = Table(
+        title=f"Momentum Monitor comparisons ({backend}, one server process; "
+        f"median of {args.repeat}; data loaded in {loading_s:.0f} s)"
+    )
+    for column in ("request", "median ms", "min ms", "max ms", "response", "target ms"):
+        table.add_column(column, justify="left" if column == "request" else "right")
+    for label, timings, size, target in rows:
+        table.add_row(
+            label,
+            f"{statistics.median(timings):.1f}",
+            f"{min(timings):.1f}",
+            f"{max(timings):.1f}",
+            f"{size / 1024:.0f} KB",
+            target,
+        )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--database-url", help="PostgreSQL URL (an empty database); default SQLite")
+    parser.add_argument("--throwaway-postgres", action="store_true", help="a private cluster")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--sweep-steps", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
+    if args.throwaway_postgres:
+        with throwaway_postgres() as server:
+            table = measure(args, f"{server}/postgres", data_dir)
+    else:
+        database_url = args.database_url or f"sqlite:///{data_dir / 'momentum.sqlite3'}"
+        table = measure(args, database_url, data_dir)
+    Console(width=max(120, Console().width)).print(table)
+
+
+if __name__ == "__main__":
+    main()
