@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy.orm import sessionmaker
 
 from service import Settings, create_app
@@ -333,3 +334,25 @@ def test_answers_equal_the_analysis_of_the_stored_curve(client: TestClient) -> N
         expected.steps_to_threshold,
     )
     assert float(got["tail_mean"]) == expected.tail_mean
+
+
+def test_a_read_token_compares_and_exports_and_no_token_is_refused(settings: Settings) -> None:
+    guarded = settings.model_copy(
+        update={"read_token": SecretStr("reader"), "token": SecretStr("admin")}
+    )
+    with TestClient(create_app(guarded)) as client:
+        admin = {"Authorization": "Bearer admin"}
+        run = client.post(f"{API}/runs", json={"name": "r"}, headers=admin).json()
+        points = [{"key": "loss", "step": 0, "value": 1.0}]
+        client.post(f"{API}/runs/{run['id']}/metrics", json={"points": points}, headers=admin)
+        reader = {"Authorization": "Bearer reader"}
+        for path, query in (
+            ("/compare", {"keys": "loss"}),
+            ("/compare/summary", {"key": "loss"}),
+            ("/compare/groups", {"key": "loss", "by": "name_missing_everywhere"}),
+            ("/export.csv", {}),
+        ):
+            params = {"run_ids": run["id"], **query}
+            assert client.get(f"{API}{path}", params=params).status_code == 401
+            expected = 422 if path == "/compare/groups" else 200
+            assert client.get(f"{API}{path}", params=params, headers=reader).status_code == expected
