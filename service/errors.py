@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from momentum.contract import error_response
@@ -99,8 +100,18 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _json_error(500, "internal_error", "the server failed; the request was not applied")
 
 
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A restarting PostgreSQL, a connection cut, SQLite's lock held past the busy
+    # timeout: the transaction rolled back, and the same request will succeed later.
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    message = "the database is unavailable right now; nothing was applied, retry shortly"
+    return _json_error(503, "database_unavailable", message, headers={"Retry-After": "1"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
+    app.add_exception_handler(InterfaceError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -38,52 +38,62 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
+class PostgresCluster:
+    """A fresh cluster on a free loopback port, run as the `postgres` user when we are
+    root (PostgreSQL refuses root). `url` names the server, not a database."""
+
+    def __init__(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="momentum-pg-"))
+        self.data, self.sockets = self.workdir / "data", self.workdir / "sock"
+        self.log = self.workdir / "server.log"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def init(self) -> None:
+        self.sockets.mkdir()
+        self.log.touch()
+        if os.geteuid() == 0:
+            for path in (self.workdir, self.sockets, self.log):
+                shutil.chown(path, "postgres")
+        initdb = [_postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres"]
+        self._run([*initdb, "--auth=trust", "-E", "UTF8"])
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-o", options, "-l", str(self.log), "-w", "start")
+
+    def restart(self) -> None:
+        """A fast shutdown (every connection is cut) and a start on the same port."""
+        self._pg_ctl("-m", "fast", "-w", "stop")
+        self.start()
+
+    def destroy(self) -> None:
+        self._pg_ctl("-m", "immediate", "-w", "stop", check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> None:
+        self._run([_postgres_bin("pg_ctl"), "-D", str(self.data), *args], check=check)
+
+    def _run(self, argv: list[str], check: bool = True) -> None:
+        subprocess.run(_as_postgres_user(argv), check=check, capture_output=True)
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """A fresh cluster on a free loopback port; yields a server URL without a database."""
-    workdir = Path(tempfile.mkdtemp(prefix="momentum-pg-"))
-    data, sockets = workdir / "data", workdir / "sock"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    run = subprocess.run
-    run(
-        _as_postgres_user(
-            [
-                _postgres_bin("initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl = _postgres_bin("pg_ctl")
-    log = workdir / "server.log"
-    if os.geteuid() == 0:
-        log.touch()
-        shutil.chown(log, "postgres")
-    run(
-        _as_postgres_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        run(
-            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
+    with postgres_cluster() as cluster:
+        yield cluster.url
 
 
 class ServerProcess:
@@ -123,6 +133,13 @@ class ServerProcess:
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, requests in flight are cut, as in a crash."""
+        process, self.process = self.process, None
+        if process is not None:
             process.kill()
             process.wait()
 
