@@ -14,7 +14,19 @@ from fastapi import APIRouter, Depends, FastAPI
 
 import momentum
 from momentum.contract import ErrorResponse, PointBatch
-from service.api import compare, jobs, metrics, operation_id, ops, runs, sweeps, workers
+from service import events
+from service.api import (
+    compare,
+    dashboard,
+    jobs,
+    metrics,
+    operation_id,
+    ops,
+    runs,
+    sweeps,
+    workers,
+)
+from service.api import events as event_stream
 from service.auth import assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
 from service.deps import reject_unknown_query
@@ -44,6 +56,7 @@ def _api_router() -> APIRouter:
     api.include_router(compare.router)
     api.include_router(workers.router)
     api.include_router(ops.api_router)
+    api.include_router(event_stream.router)
     return api
 
 
@@ -54,13 +67,17 @@ async def _reap_silent_runs(app: FastAPI) -> None:
         try:
             await to_thread.run_sync(_reap_once, app)
         except Exception:  # the reaper must outlive a database hiccup
-            log.exception("reaping silent runs and lapsed leases did not work this round")
+            log.exception(
+                "reaping silent runs and lapsed leases or pruning events did not work this round"
+            )
 
 
 def _reap_once(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
     with transaction(app.state.sessions, write=True) as session:
-        fail_silent_runs(session, app.state.settings.run_heartbeat_timeout_s)
+        fail_silent_runs(session, settings.run_heartbeat_timeout_s)
         reap_lapsed_leases(session)
+        events.prune(session, settings.event_retention_s, settings.event_max_rows)
 
 
 @asynccontextmanager
@@ -108,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.observability = Observability()
     install_error_handlers(app)
     app.include_router(ops.open_router)
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app)
     app.include_router(_api_router())
     _document_raw_bodies(app)
     assert_every_api_route_guarded(app, API_PREFIX)

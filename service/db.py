@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import events
 from service.settings import Settings
 
 # Execution option a session sets when it will write: on SQLite the transaction then
@@ -18,6 +21,12 @@ from service.settings import Settings
 # that upgrades to a writer later can fail at once with SQLITE_BUSY (the busy timeout
 # does not apply to that upgrade), so every writer asks for the lock first.
 WRITE_OPTION = "momentum_write"
+
+# SQLite writers of one process queue on a lock of their own before asking SQLite for
+# its write lock: SQLite's busy handler polls with sleeps of up to 100 ms, so 32
+# request threads contending through it spent most of their time asleep (bench/load.py:
+# ~75 requests/s before, see README). Other processes still meet the busy timeout.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -61,17 +70,21 @@ def _sqlite_engine(settings: Settings, database: str | None) -> Engine:
         writing = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
+    _SQLITE_WRITERS[engine] = threading.RLock()
     return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    """Sessions that record an event for each change they commit (service/events.py)."""
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    events.install(factory)
+    return factory
 
 
 @contextmanager
 def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Session]:
     """One transaction: commit on success, roll back on error."""
-    with factory() as session:
+    with factory() as session, _writer_turn(session, write):
         if write:
             session.connection(execution_options={WRITE_OPTION: True})
         try:
@@ -80,3 +93,9 @@ def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Sess
         except BaseException:
             session.rollback()
             raise
+
+
+def _writer_turn(session: Session, write: bool) -> AbstractContextManager[Any]:
+    bind = session.get_bind()
+    lock = _SQLITE_WRITERS.get(bind) if write and isinstance(bind, Engine) else None
+    return lock if lock is not None else nullcontext()

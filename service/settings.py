@@ -61,6 +61,23 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Most run ids one comparison or export may name."
     )
 
+    max_event_streams: int = Field(
+        default=100, ge=1, description="Most open GET /events streams per service process."
+    )
+    event_poll_interval_s: float = Field(
+        default=0.5, gt=0, le=10, description="How often each event stream reads new events."
+    )
+    event_stream_max_s: float = Field(
+        default=25.0,
+        gt=0,
+        description="A stream ends after this long and the browser resumes it by "
+        "Last-Event-ID: no connection outlives a deploy or pins a replica for good.",
+    )
+    event_retention_s: float = Field(
+        default=3600.0, gt=0, description="Events older than this are pruned."
+    )
+    event_max_rows: int = Field(default=100_000, ge=100, description="Events kept at most.")
+
     @property
     def sqlalchemy_url(self) -> str:
         if self.database_url:

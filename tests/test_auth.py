@@ -19,7 +19,9 @@ OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
 @pytest.fixture
 def guarded(settings: Settings) -> Iterator[TestClient]:
     secrets = {name: SecretStr(value) for name, value in TOKENS.items()}
-    with TestClient(create_app(settings.model_copy(update=secrets))) as client:
+    # GET /events streams until its time is up; TestClient reads a response to its end.
+    short_streams = {"event_stream_max_s": 0.2}
+    with TestClient(create_app(settings.model_copy(update={**secrets, **short_streams}))) as client:
         yield client
 
 

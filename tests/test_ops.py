@@ -11,10 +11,11 @@ from service import Settings, create_app
 from service.migrate import head_revision
 
 
-def test_front_door_leads_to_the_interactive_api(client: TestClient) -> None:
+def test_front_door_is_the_dashboard(client: TestClient) -> None:
     response = client.get("/", follow_redirects=False)
-    assert response.status_code == 307
-    assert response.headers["location"] == "/docs"
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Momentum Monitor" in response.text
 
 
 def test_health_ready_version(client: TestClient) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -15,12 +15,6 @@ from service.migrate import current_revision, head_revision
 
 open_router = APIRouter(tags=["ops"])
 api_router = APIRouter(tags=["ops"])
-
-
-@open_router.get("/", include_in_schema=False)
-def home() -> RedirectResponse:
-    """Until the dashboard is served here, the front door is the interactive API."""
-    return RedirectResponse("/docs")
 
 
 @open_router.get("/healthz")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from momentum.contract import MetricPoint
 from momentum.contract.metrics import better_direction
+from service import events
 from service.models import Point, PointBlock, Run, Series
 from service.storage import blocks
 from service.storage.driver import DriverCursor
@@ -51,9 +52,11 @@ def _run_series(cursor: DriverCursor, run_id: int, keys: Iterable[str]) -> dict[
     return found
 
 
-def _store_series(cursor: DriverCursor, series: _SeriesState, records: np.ndarray) -> int:
+def _store_series(
+    cursor: DriverCursor, series: _SeriesState, records: np.ndarray
+) -> tuple[int, int]:
     """One series' part of a batch, into its blocks, keeping the last value.
-    Returns how many distinct steps were written."""
+    Returns how many distinct steps were written and the series' last step now."""
     records = blocks.merge(records[:0], records)  # sorted, each step once, last wins
     highest = int(records["step"][-1])
     boundary = max(series.sealed_until, highest + 1)
@@ -64,7 +67,7 @@ def _store_series(cursor: DriverCursor, series: _SeriesState, records: np.ndarra
     if last_step is None or highest >= last_step:
         last_step, last_value = highest, _nan_to_none(records["value"][-1])
     cursor.execute(_SERIES_TAIL_SQL, (boundary, last_step, last_value, series.id))
-    return len(records)
+    return len(records), last_step
 
 
 def _nan_to_none(value: np.float64) -> float | None:
@@ -101,6 +104,7 @@ class IngestOutcome:
     accepted: int
     keys: list[str]
     diverged: bool
+    last_steps: dict[str, int]
 
 
 def ingest(
@@ -109,10 +113,11 @@ def ingest(
     """Upsert a batch in the session's transaction; None if the run does not exist.
 
     A repeated (key, step) in one batch keeps the last value. A non-finite loss marks
-    the run diverged.
+    the run diverged. The batch is announced as one `points` event.
     """
     cursor = DriverCursor(session)
     accepted, diverged = 0, False
+    last_steps: dict[str, int] = {}
     try:
         if not cursor.execute(_RUN_EXISTS_SQL, (run_id,)):
             return None
@@ -122,7 +127,8 @@ def ingest(
         columns.add_all(points, received_at)
         for key in keys:
             records = columns.records(key)
-            accepted += _store_series(cursor, series[key], records)
+            stored, last_steps[key] = _store_series(cursor, series[key], records)
+            accepted += stored
             diverged = diverged or (
                 better_direction(key) == "min" and not np.isfinite(records["value"]).all()
             )
@@ -130,8 +136,10 @@ def ingest(
         cursor.close()
     if diverged:
         mark = update(Run).where(Run.id == run_id, Run.diverged.is_(False))
-        session.execute(mark.values(diverged=True))
-    return IngestOutcome(accepted=accepted, keys=keys, diverged=diverged)
+        if session.execute(mark.values(diverged=True).returning(Run.id)).first():
+            events.record(session, "run", {"run_id": run_id, "diverged": True}, run_id=run_id)
+    events.record_points(session, run_id, last_steps)
+    return IngestOutcome(accepted=accepted, keys=keys, diverged=diverged, last_steps=last_steps)
 
 
 def latest_values(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from momentum.contract import TERMINAL_STATUSES, RunCreate, RunUpdate, Status
+from service import events
 from service.models import Run, utcnow
 
 
@@ -101,6 +102,7 @@ def create_run(session: Session, body: RunCreate) -> tuple[Run, bool]:
         session.execute(update(Run).where(Run.id == run_id).values(name=f"run-{run_id}"))
     run = session.get(Run, run_id)
     assert run is not None
+    events.record_run(session, run)
     return run, True
 
 
@@ -141,7 +143,7 @@ def heartbeat(session: Session, run: Run) -> Run:
 def fail_silent_runs(session: Session, timeout_s: float) -> int:
     """Runs that heartbeat and then fall silent past the timeout become failed."""
     now = utcnow()
-    result = session.execute(
+    failed = session.scalars(
         update(Run)
         .where(
             Run.status == Status.running.value,
@@ -149,8 +151,10 @@ def fail_silent_runs(session: Session, timeout_s: float) -> int:
             Run.last_heartbeat_at < now - timedelta(seconds=timeout_s),
         )
         .values(status=Status.failed.value, ended_at=now, updated_at=now)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+        .returning(Run.id)
+    ).all()
+    events.record_run_status(session, failed, Status.failed)
+    return len(failed)
 
 
 def _json_path(name: str) -> str:

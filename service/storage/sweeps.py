@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from momentum.contract import Status, SweepCreate, TrainingConfig
+from service import events
 from service.errors import ApiError, not_found
 from service.models import Job, Run, Sweep, Worker, utcnow
 from service.storage.jobs import JobSpec, create_job, request_cancel
@@ -118,6 +119,8 @@ def delete_sweep(session: Session, sweep: Sweep) -> None:
             "conflict",
             f"sweep {sweep.id} has running jobs ({ids}): cancel it and wait for them to stop",
         )
+    for job in jobs:  # the bulk DELETE below passes the ORM hook by
+        events.record_job(session, job, deleted=True)
     job_ids = select(Job.id).where(Job.sweep_id == sweep.id).scalar_subquery()
     session.execute(
         update(Worker).where(Worker.current_job_id.in_(job_ids)).values(current_job_id=None)
