@@ -63,15 +63,21 @@ async function submit(form) {
   }
 }
 
-// The API's detail items point at fields by `loc` (["body", "config", "lr"],
-// ["grid", "momentum", 1], ...): each message goes next to the field it names.
+// The API's detail items point at a field by `loc` (["config", "lr"], ["grid",
+// "momentum", 1]); a refused combination points at the whole config but names its
+// fields in the message ("model 'cnn' needs dataset 'digits'"): it goes beside each.
 function showFieldErrors(form, error) {
   const items = error instanceof ApiError && error.detail.length
     ? error.detail : [{ loc: [], msg: error.message }];
+  const fieldNames = [...form.querySelectorAll(".field-error[data-for]")].map((n) => n.dataset.for);
   for (const item of items) {
-    const field = (item.loc ?? []).find((part) => form.querySelector(`.field-error[data-for="${part}"]`));
-    const target = form.querySelector(`.field-error[data-for="${field ?? "_form"}"]`);
-    target.textContent = [target.textContent, item.msg].filter(Boolean).join("; ");
+    const located = (item.loc ?? []).find((part) => fieldNames.includes(String(part)));
+    const named = fieldNames.filter((name) => new RegExp(`\\b${name} '`).test(item.msg));
+    const targets = located !== undefined ? [String(located)] : named.length ? named : ["_form"];
+    for (const name of targets) {
+      const target = form.querySelector(`.field-error[data-for="${name}"]`);
+      target.textContent = [target.textContent, item.msg].filter(Boolean).join("; ");
+    }
   }
 }
 
