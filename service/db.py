@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import events
@@ -26,7 +27,23 @@ WRITE_OPTION = "momentum_write"
 # its write lock: SQLite's busy handler polls with sleeps of up to 100 ms, so 32
 # request threads contending through it spent most of their time asleep (bench/load.py:
 # ~75 requests/s before, see README). Other processes still meet the busy timeout.
-_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+# A plain Lock, not an RLock: FastAPI may enter a dependency's transaction on one
+# thread and leave it on another.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+
+
+class _WriterQueue:
+    def __init__(self, timeout_s: float) -> None:
+        self.lock = threading.Lock()
+        self.timeout_s = timeout_s
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(timeout=self.timeout_s):
+            # What SQLite itself raises past its busy timeout; answered 503 (errors.py).
+            raise OperationalError("waiting for the write lock", None, TimeoutError())
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -70,7 +87,7 @@ def _sqlite_engine(settings: Settings, database: str | None) -> Engine:
         writing = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
-    _SQLITE_WRITERS[engine] = threading.RLock()
+    _SQLITE_WRITERS[engine] = _WriterQueue(settings.sqlite_busy_timeout_ms / 1000)
     return engine
 
 

@@ -1,0 +1,189 @@
+"""Mixed load against the real service: many writers and compare-view readers at once.
+
+Starts `momentum serve` (SQLite in a fresh data dir; PostgreSQL with --database-url or
+--throwaway-postgres), then for --duration seconds (default 60) runs --writers clients
+(default 32) each logging --batch-point batches (loss and accuracy, step after step)
+into its own run, and --readers clients (default 8) each reloading a compare view (the
+curves of 8 runs, smoothed, max_points=1000) and the run list, as dashboards do.
+Loopback only; the counts and the time are bounded by the flags.
+
+Prints, per kind of request: requests, points/s (writers), p50/p99 latency, errors.
+
+    python bench/load.py
+    python bench/load.py --duration 20 --writers 8 --readers 2      # a quick look
+    python bench/load.py --throwaway-postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support import live_server, throwaway_postgres  # noqa: E402
+
+API = "/api/v1"
+
+
+@dataclass
+class Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    points: int = 0
+
+    def record(self, started: float, ok: bool, points: int = 0) -> None:
+        self.latencies_ms.append((time.perf_counter() - started) * 1000)
+        if ok:
+            self.points += points
+        else:
+            self.errors += 1
+
+
+def _batch(first_step: int, size: int) -> bytes:
+    points = []
+    for step in range(first_step, first_step + size // 2):
+        points.append({"key": "loss", "step": step, "value": 2.3 / (1 + step * 1e-3)})
+        points.append({"key": "accuracy", "step": step, "value": 1 - 1 / (2 + step)})
+    return orjson.dumps({"points": points})
+
+
+async def _write(http: httpx.AsyncClient, run_id: int, size: int, until: float, tally: Tally):  # type: ignore[no-untyped-def]
+    step = 0
+    headers = {"content-type": "application/json"}
+    while time.monotonic() < until:
+        body = _batch(step, size)
+        started = time.perf_counter()
+        try:
+            response = await http.post(
+                f"{API}/runs/{run_id}/metrics", content=body, headers=headers
+            )
+            tally.record(started, response.status_code == 200, size)
+        except httpx.HTTPError:
+            tally.record(started, False)
+        step += size // 2
+
+
+async def _read(
+    http: httpx.AsyncClient, run_ids: list[int], until: float, views: Tally, lists: Tally
+):  # type: ignore[no-untyped-def]
+    query = {
+        "run_ids": ",".join(map(str, run_ids[:8])),
+        "keys": "loss",
+        "smoothing": "0.6",
+        "max_points": "1000",
+    }
+    while time.monotonic() < until:
+        for path, params, tally in (
+            (f"{API}/compare", query, views),
+            (f"{API}/runs", {"limit": "50"}, lists),
+        ):
+            started = time.perf_counter()
+            try:
+                response = await http.get(path, params=params)
+                tally.record(started, response.status_code == 200)
+            except httpx.HTTPError:
+                tally.record(started, False)
+
+
+async def _load(base_url: str, args: argparse.Namespace) -> tuple[dict[str, Tally], float]:
+    limits = httpx.Limits(max_connections=args.writers + args.readers)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+        run_ids = []
+        for i in range(args.writers):
+            response = await http.post(f"{API}/runs", json={"name": f"load-{i}"})
+            run_ids.append(int(response.raise_for_status().json()["id"]))
+        for run_id in run_ids[:8]:  # the readers' runs have curves from the start
+            await http.post(
+                f"{API}/runs/{run_id}/metrics",
+                content=_batch(0, 2),
+                headers={"content-type": "application/json"},
+            )
+        tallies = {"ingest": Tally(), "compare view": Tally(), "run list": Tally()}
+        started = time.monotonic()
+        until = started + args.duration
+        writers = [_write(http, run_id, args.batch, until, tallies["ingest"]) for run_id in run_ids]
+        readers = [
+            _read(http, run_ids, until, tallies["compare view"], tallies["run list"])
+            for _ in range(args.readers)
+        ]
+        await asyncio.gather(*writers, *readers)
+        return tallies, time.monotonic() - started
+
+
+def _table(
+    tallies: dict[str, Tally], elapsed: float, args: argparse.Namespace, backend: str
+) -> Table:
+    title = (
+        f"Momentum Monitor under load ({backend}, {args.writers} writers x {args.batch}-point "
+        f"batches, {args.readers} readers, {elapsed:.0f} s)"
+    )
+    table = Table(title=title)
+    for column in ("requests", "requests/s", "points/s", "p50 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="right")
+    table.add_column("kind", justify="left")
+    for kind, tally in tallies.items():
+        latencies = np.array(tally.latencies_ms or [np.nan])
+        table.add_row(
+            f"{len(tally.latencies_ms):,}",
+            f"{len(tally.latencies_ms) / elapsed:,.1f}",
+            f"{tally.points / elapsed:,.0f}" if kind == "ingest" else "",
+            f"{np.percentile(latencies, 50):.1f}",
+            f"{np.percentile(latencies, 99):.1f}",
+            f"{tally.errors}",
+            kind,
+        )
+    return table
+
+
+def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Table:
+    env = {"MOMENTUM_DATABASE_URL": database_url, "MOMENTUM_DATA_DIR": str(data_dir)}
+    os.environ.update(env)
+    from service.migrate import upgrade
+    from service.settings import Settings
+
+    upgrade(Settings())
+    with live_server(env, workers=args.server_workers) as base_url:
+        tallies, elapsed = asyncio.run(_load(base_url, args))
+    backend = "SQLite" if database_url.startswith("sqlite") else "PostgreSQL"
+    return _table(tallies, elapsed, args, backend)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--database-url", help="PostgreSQL URL (an empty database); default SQLite")
+    parser.add_argument("--throwaway-postgres", action="store_true", help="a private cluster")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds (at most 600)")
+    parser.add_argument("--writers", type=int, default=32, help="at most 256")
+    parser.add_argument("--readers", type=int, default=8, help="at most 64")
+    parser.add_argument("--batch", type=int, default=200, help="points per ingest request")
+    parser.add_argument("--server-workers", type=int, default=1, help="momentum serve --workers")
+    args = parser.parse_args()
+    if not (0 < args.duration <= 600 and 0 < args.writers <= 256 and 0 <= args.readers <= 64):
+        parser.error("keep the load bounded: duration <= 600 s, writers <= 256, readers <= 64")
+
+    data_dir = Path(tempfile.mkdtemp(prefix="momentum-load-"))
+    if args.throwaway_postgres:
+        with throwaway_postgres() as server:
+            table = measure(args, f"{server}/postgres", data_dir)
+    else:
+        database_url = args.database_url or f"sqlite:///{data_dir / 'momentum.sqlite3'}"
+        table = measure(args, database_url, data_dir)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
