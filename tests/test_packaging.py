@@ -23,4 +23,9 @@ def test_wheel_contains_migrations_and_packages(tmp_path: Path) -> None:
         assert f"migrations/{name}" in names, name
     for module in ["momentum/cli.py", "service/app.py", "trainer/loop.py"]:
         assert module in names, module
+    static = ROOT / "service" / "static"
+    dashboard = sorted(str(p.relative_to(ROOT)) for p in static.rglob("*") if p.is_file())
+    assert "service/static/index.html" in dashboard
+    for asset in dashboard:
+        assert asset in names, asset
     assert not any(name.startswith("tests/") for name in names)

@@ -1,6 +1,7 @@
 // The dashboard's entry: pick the view named in the URL, connect the live stream.
 import { get } from "./api.js";
 import * as live from "./live.js";
+import { plotly } from "./plotly.js";
 import * as url from "./url.js";
 import * as runs from "./runs.js";
 import * as compare from "./compare.js";
@@ -38,15 +39,17 @@ function wireNavigation() {
   addEventListener("popstate", () => show(url.params().get("view")));
 }
 
-async function start() {
-  await get("/api/v1/version"); // asks for the token first, if the service has one
+function start() {
+  plotly(); // starts the download now; the views await it when they draw
   for (const view of Object.values(views)) view.init({ navigate, isShown: () => current === view });
   for (const kind of ["points", "run", "job", "reset"]) {
     live.on(kind, (data) => current?.onEvent?.(kind, data));
   }
-  live.connect();
   wireNavigation();
   show(url.params().get("view"));
+  // EventSource cannot answer a 401 with a prompt: connect once a request got through
+  // (the first 401 asks for the token, kept for the session).
+  get("/api/v1/version").then(() => live.connect());
 }
 
 start();

@@ -2,6 +2,7 @@
 // zoom that re-fetches its range at full resolution, and the summary table.
 import { get } from "./api.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
+import { plotly } from "./plotly.js";
 import * as url from "./url.js";
 
 const MAX_POINTS = 2000; // per series and view: a zoomed range this short comes back whole
@@ -53,15 +54,20 @@ export async function show() {
   const ids = url.ids();
   document.getElementById("compare-empty").hidden = ids.length > 0;
   range = null;
-  runs = await Promise.all(ids.map((id) => get(`/api/v1/runs/${id}`)));
-  const listed = await Promise.all(ids.map((id) => get(`/api/v1/runs/${id}/metrics`)));
-  const available = [...new Set(listed.flatMap((l) => l.items.map((s) => s.key)))].sort();
-  const asked = url.params().get("keys")?.split(",").filter(Boolean);
-  keys = asked ?? defaultKeys(available);
   readOptions();
+  const asked = url.params().get("keys")?.split(",").filter(Boolean);
+  // Keys named in the URL: fetch the curves at once, beside the runs and their keys.
+  const early = asked && ids.length ? fetchCurves(ids, asked) : null;
+  const [loaded, listed] = await Promise.all([
+    Promise.all(ids.map((id) => get(`/api/v1/runs/${id}`))),
+    Promise.all(ids.map((id) => get(`/api/v1/runs/${id}/metrics`))),
+  ]);
+  runs = loaded;
+  const available = [...new Set(listed.flatMap((l) => l.items.map((s) => s.key)))].sort();
+  keys = asked ?? defaultKeys(available);
   renderKeyChoices(available);
   renderSummaryChoices(available);
-  await Promise.all([drawCharts(), drawSummary()]);
+  await Promise.all([drawCharts(early), drawSummary()]);
 }
 
 function defaultKeys(available) {
@@ -164,12 +170,12 @@ function nonFiniteMarkers(series, xs, bad, run, meta) {
   };
 }
 
-async function fetchCurves() {
+function fetchCurves(runIds = runs.map((r) => r.id), keyList = keys) {
   const query = url.params();
   const smoothing = Number(query.get("smooth") ?? 0);
   return get("/api/v1/compare", {
-    run_ids: runs.map((r) => r.id).join(","),
-    keys: keys.join(","),
+    run_ids: runIds.join(","),
+    keys: keyList.join(","),
     x: query.get("x") ?? "step",
     smoothing: smoothing > 0 ? smoothing : null,
     max_points: MAX_POINTS,
@@ -178,22 +184,22 @@ async function fetchCurves() {
   });
 }
 
-async function drawCharts() {
+async function drawCharts(fetched = null) {
   drawing = true;
   try {
-    await drawChartsNow();
+    await drawChartsNow(fetched);
   } finally {
     drawing = false;
   }
 }
 
-async function drawChartsNow() {
+async function drawChartsNow(fetched) {
   const container = document.getElementById("charts");
   if (!runs.length || !keys.length) {
     container.replaceChildren();
     return;
   }
-  const result = await fetchCurves();
+  const [result, Plotly] = await Promise.all([fetched ?? fetchCurves(), plotly()]);
   const x = result.x;
   const logScale = url.params().get("log") === "1";
   const byRun = new Map(runs.map((r, i) => [r.id, { run: r, color: COLORS[i % COLORS.length] }]));

@@ -2,6 +2,7 @@
 // final value vs momentum with ± std error bars, mean ± std bands over steps, the best.
 import { get } from "./api.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
+import { plotly } from "./plotly.js";
 import * as url from "./url.js";
 
 const PALETTE = ["37,99,235", "220,38,38", "147,51,234", "234,88,12", "8,145,178", "202,138,4"];
@@ -100,7 +101,8 @@ function meanStd(stat) {
   return stat.std === null ? formatNumber(stat.mean) : `${formatNumber(stat.mean)} ± ${formatNumber(stat.std)}`;
 }
 
-function drawFinal(result, isBest) {
+async function drawFinal(result, isBest) {
+  const Plotly = await plotly();
   const xs = result.groups.map((g) => g.value);
   const trace = {
     x: xs, y: result.groups.map((g) => g.final.mean), type: "scatter", mode: "markers+lines",
@@ -120,7 +122,8 @@ function drawFinal(result, isBest) {
   }, { responsive: true, displaylogo: false });
 }
 
-function drawBands(result, isBest) {
+async function drawBands(result, isBest) {
+  const Plotly = await plotly();
   const traces = result.groups.flatMap((g, i) => {
     const rgb = isBest(g) ? BEST_RGB : PALETTE[i % PALETTE.length];
     const color = `rgb(${rgb})`;
