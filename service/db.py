@@ -23,12 +23,14 @@ from service.settings import Settings
 # does not apply to that upgrade), so every writer asks for the lock first.
 WRITE_OPTION = "momentum_write"
 
-# SQLite writers of one process queue on a lock of their own before asking SQLite for
-# its write lock: SQLite's busy handler polls with sleeps of up to 100 ms, so 32
-# request threads contending through it spent most of their time asleep (bench/load.py:
-# ~75 requests/s before, see README). Other processes still meet the busy timeout.
-# A plain Lock, not an RLock: FastAPI may enter a dependency's transaction on one
-# thread and leave it on another.
+# The hot write path (ingest) queues its SQLite writers on a lock of the process before
+# asking SQLite for its write lock: SQLite's busy handler polls with sleeps of up to
+# 100 ms, so request threads contending through it spent most of their time asleep
+# (bench/load.py, 8 writers: 75 requests/s before, 144 after). Only transactions that
+# run start to finish on one thread may queue: a FastAPI dependency's transaction hops
+# between pool threads, and a holder waiting for a free thread while every thread waits
+# for the lock would stall them all. Other writers, and other processes, meet SQLite's
+# busy timeout as before. A plain Lock, as the holder may not be the thread releasing.
 _SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
 
 
@@ -99,9 +101,12 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on error."""
-    with factory() as session, _writer_turn(session, write):
+def transaction(
+    factory: sessionmaker[Session], *, write: bool, queue: bool = False
+) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error. `queue`: wait for the
+    process's SQLite write turn first (only for a transaction run on one thread)."""
+    with factory() as session, _writer_turn(session, write and queue):
         if write:
             session.connection(execution_options={WRITE_OPTION: True})
         try:
@@ -112,7 +117,7 @@ def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Sess
             raise
 
 
-def _writer_turn(session: Session, write: bool) -> AbstractContextManager[Any]:
+def _writer_turn(session: Session, queue: bool) -> AbstractContextManager[Any]:
     bind = session.get_bind()
-    lock = _SQLITE_WRITERS.get(bind) if write and isinstance(bind, Engine) else None
+    lock = _SQLITE_WRITERS.get(bind) if queue and isinstance(bind, Engine) else None
     return lock if lock is not None else nullcontext()

@@ -74,7 +74,7 @@ def parse_batch(body: bytes, max_points: int) -> list[MetricPoint]:
 
 def _store(app: FastAPI, run_id: int, points: list[MetricPoint]) -> IngestResult:
     received_at = time.time()
-    with transaction(app.state.sessions, write=True) as session:
+    with transaction(app.state.sessions, write=True, queue=True) as session:
         outcome = metric_store.ingest(session, run_id, points, received_at)
         if outcome is None:
             raise not_found("run", run_id)
