@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +31,9 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.backend import add_database_arguments, benchmark_database  # noqa: E402
 from bench.ingest import send_all  # noqa: E402
-from tests.support import live_server, throwaway_postgres  # noqa: E402
+from tests.support import live_server  # noqa: E402
 
 BATCH = 10_000
 MOMENTA = (0.0, 0.5, 0.9, 0.99)
@@ -155,20 +155,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--database-url", help="PostgreSQL URL (an empty database); default SQLite")
-    parser.add_argument("--throwaway-postgres", action="store_true", help="a private cluster")
+    add_database_arguments(parser)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--sweep-steps", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
-    if args.throwaway_postgres:
-        with throwaway_postgres() as server:
-            table = measure(args, f"{server}/postgres", data_dir)
-    else:
-        database_url = args.database_url or f"sqlite:///{data_dir / 'momentum.sqlite3'}"
+    with benchmark_database(args, prefix="momentum-bench-") as (database_url, data_dir):
         table = measure(args, database_url, data_dir)
     Console(width=max(120, Console().width)).print(table)
 

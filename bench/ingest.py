@@ -24,7 +24,6 @@ import multiprocessing as mp
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support import live_server, throwaway_postgres  # noqa: E402
+from bench.backend import add_database_arguments, benchmark_database  # noqa: E402
+from tests.support import live_server  # noqa: E402
 
 BATCH = 1_000
 
@@ -223,24 +223,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--database-url", help="PostgreSQL URL (an empty database); default SQLite")
-    parser.add_argument(
-        "--throwaway-postgres",
-        action="store_true",
-        help="start a private PostgreSQL cluster on a free loopback port and measure on it",
-    )
+    add_database_arguments(parser)
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--history-steps", type=int, default=100_000)
     parser.add_argument("--memory-points", type=int, default=0)
     parser.add_argument("--server-workers", type=int, default=1, help="momentum serve --workers")
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="momentum-bench-"))
-    if args.throwaway_postgres:
-        with throwaway_postgres() as server:
-            table = measure(args, f"{server}/postgres", data_dir)
-    else:
-        database_url = args.database_url or f"sqlite:///{data_dir / 'momentum.sqlite3'}"
+    with benchmark_database(args, prefix="momentum-bench-") as (database_url, data_dir):
         table = measure(args, database_url, data_dir)
     Console().print(table)
 

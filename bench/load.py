@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support import live_server, throwaway_postgres  # noqa: E402
+from bench.backend import add_database_arguments, benchmark_database  # noqa: E402
+from tests.support import live_server  # noqa: E402
 
 API = "/api/v1"
 
@@ -164,8 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--database-url", help="PostgreSQL URL (an empty database); default SQLite")
-    parser.add_argument("--throwaway-postgres", action="store_true", help="a private cluster")
+    add_database_arguments(parser)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds (at most 600)")
     parser.add_argument("--writers", type=int, default=32, help="at most 256")
     parser.add_argument("--readers", type=int, default=8, help="at most 64")
@@ -175,12 +174,7 @@ def main() -> None:
     if not (0 < args.duration <= 600 and 0 < args.writers <= 256 and 0 <= args.readers <= 64):
         parser.error("keep the load bounded: duration <= 600 s, writers <= 256, readers <= 64")
 
-    data_dir = Path(tempfile.mkdtemp(prefix="momentum-load-"))
-    if args.throwaway_postgres:
-        with throwaway_postgres() as server:
-            table = measure(args, f"{server}/postgres", data_dir)
-    else:
-        database_url = args.database_url or f"sqlite:///{data_dir / 'momentum.sqlite3'}"
+    with benchmark_database(args, prefix="momentum-load-") as (database_url, data_dir):
         table = measure(args, database_url, data_dir)
     Console().print(table)
 
