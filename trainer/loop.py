@@ -16,12 +16,10 @@ it is still there at the next logged step.
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -31,52 +29,20 @@ from torch.optim import Optimizer
 
 from momentum.contract.training import TrainingConfig
 from trainer.data import Dataset, dataset_for
+from trainer.datasets import BatchOrder
 from trainer.models import build_model
 from trainer.optim import build_optimizer
+from trainer.results import (
+    MetricSink,
+    NullSink,
+    RecordingSink,
+    Tally,
+    TrainResult,
+    total_norm,
+)
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 EVAL_CHUNK = 4096  # validation rows per forward pass, to bound memory on large datasets
-
-
-class MetricSink(Protocol):
-    """Receives the values logged at one step; an HTTP reporter is one implementation."""
-
-    def log(self, step: int, values: Mapping[str, float]) -> None: ...
-
-
-class NullSink:
-    """Discards everything (training without monitoring)."""
-
-    def log(self, step: int, values: Mapping[str, float]) -> None:
-        return None
-
-
-@dataclass
-class RecordingSink:
-    """Keeps every logged value in memory, for tests and notebooks."""
-
-    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-
-    def log(self, step: int, values: Mapping[str, float]) -> None:
-        self.rows.append((step, dict(values)))
-
-    def series(self, key: str) -> tuple[list[int], list[float]]:
-        """Steps and values of one metric key, in logging order."""
-        pairs = [(step, values[key]) for step, values in self.rows if key in values]
-        return [step for step, _ in pairs], [value for _, value in pairs]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """How a run ended. `final_loss` is the training loss logged at the last step done."""
-
-    steps_done: int
-    final_loss: float
-    diverged: bool
-    best_val_accuracy: float | None  # None for regression
-    final_val_loss: float
-    elapsed_s: float
-    cancelled: bool
 
 
 def seed_everything(seed: int) -> None:
@@ -96,26 +62,27 @@ def resolve_device(name: str) -> torch.device:
 
 
 class BatchSampler:
-    """Endless shuffled minibatches from a seeded generator of its own.
+    """Endless shuffled minibatches in the order `trainer.datasets.BatchOrder` gives.
 
-    The permutation is drawn on the CPU so a seed gives the same batches on any device.
-    Each epoch drops its incomplete tail, so every batch has the same size.
+    The permutations come from NumPy, seeded by the run's seed, so a seed gives the same
+    batches on any device and in every framework. Each epoch's permutation moves to the
+    device once; each epoch drops its incomplete tail, so every batch has the same size.
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, seed: int) -> None:
         self.x, self.y = x, y
-        self.batch_size = min(batch_size, len(y))
-        self.generator = torch.Generator().manual_seed(seed)
-        self._order = torch.empty(0, dtype=torch.int64)
+        self.order = BatchOrder(len(y), batch_size, seed)
+        self.batch_size = self.order.batch_size
+        self._epoch = torch.empty(0, dtype=torch.int64)
         self._position = 0
 
     def next_batch(self) -> tuple[Tensor, Tensor]:
-        if self.batch_size == len(self.y):
+        if self.order.full_batch:
             return self.x, self.y  # full batch: order does not matter
-        if self._position + self.batch_size > len(self._order):
-            self._order = torch.randperm(len(self.y), generator=self.generator).to(self.x.device)
+        if self._position + self.batch_size > len(self._epoch):
+            self._epoch = torch.as_tensor(self.order.new_epoch()).to(self.x.device)
             self._position = 0
-        indices = self._order[self._position : self._position + self.batch_size]
+        indices = self._epoch[self._position : self._position + self.batch_size]
         self._position += self.batch_size
         return self.x[indices], self.y[indices]
 
@@ -197,7 +164,7 @@ def prepare(
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     data = (data if data is not None else dataset_for(config, dtype=dtype)).to(device)
-    model = build_model(config, data.info).to(device=device, dtype=dtype)
+    model = build_model(config, data.info, dtype).to(device=device, dtype=dtype)
     model.train()
     loss_fn: LossFn = F.cross_entropy if data.info.is_classification else F.mse_loss
     return TrainingSetup(
@@ -230,39 +197,13 @@ def _logged_train_step(setup: TrainingSetup) -> dict[str, float]:
     values = {
         "loss": read[0],
         "lr": float(setup.optimizer.param_groups[0]["lr"]),
-        "grad_norm": _total_norm(read[2 : 2 + len(grads)]),
-        "update_norm": _total_norm(read[2 + len(grads) :]),
+        "grad_norm": total_norm(read[2 : 2 + len(grads)]),
+        "update_norm": total_norm(read[2 + len(grads) :]),
         "step_time": step_time,
     }
     if setup.classification:
         values["accuracy"] = read[1] / len(y)
     return values
-
-
-def _total_norm(norms: list[float]) -> float:
-    """The 2-norm of all tensors together, from the 2-norm of each."""
-    return math.sqrt(math.fsum(n * n for n in norms))
-
-
-@dataclass
-class _Tally:
-    """What the result reports, updated from the values as they are logged."""
-
-    steps_done: int = 0
-    final_loss: float = math.nan
-    final_val_loss: float = math.nan
-    best_val_accuracy: float | None = None
-    diverged: bool = False
-
-    def record(self, values: Mapping[str, float]) -> None:
-        if "loss" in values:
-            self.final_loss = values["loss"]
-            self.diverged = self.diverged or not math.isfinite(values["loss"])
-        if "val_loss" in values:
-            self.final_val_loss = values["val_loss"]
-        accuracy = values.get("val_accuracy")
-        if accuracy is not None and not math.isnan(accuracy):
-            self.best_val_accuracy = max(accuracy, self.best_val_accuracy or 0.0)
 
 
 def train(
@@ -283,7 +224,7 @@ def train(
     """
     setup = prepare(config, dtype=dtype, data=data)
     sink = sink if sink is not None else NullSink()
-    tally, cancelled = _Tally(), False
+    tally, cancelled = Tally(), False
     started = time.perf_counter()
     for step in range(config.steps):
         cancelled = should_stop is not None and should_stop()
@@ -306,15 +247,7 @@ def train(
             on_progress(tally.steps_done, config.steps)
         if final:
             break
-    return TrainResult(
-        steps_done=tally.steps_done,
-        final_loss=tally.final_loss,
-        diverged=tally.diverged,
-        best_val_accuracy=tally.best_val_accuracy,
-        final_val_loss=tally.final_val_loss,
-        elapsed_s=time.perf_counter() - started,
-        cancelled=cancelled,
-    )
+    return tally.result(time.perf_counter() - started, cancelled)
 
 
 __all__ = [

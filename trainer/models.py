@@ -6,21 +6,25 @@ the data pipeline and the training loop never special-case image models.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from momentum.contract.training import TrainingConfig
 from trainer.data import DataInfo
+from trainer.datasets import linear_init
 
 
-def linear_regression(input_dim: int) -> nn.Module:
+def linear_regression(input_dim: int, dtype: torch.dtype | None = None) -> nn.Linear:
     """A single output, no bias: the ravine is centred, and a bias would only add a
     well-conditioned direction that blurs the condition number the dataset sets."""
-    return nn.Linear(input_dim, 1, bias=False)
+    return nn.Linear(input_dim, 1, bias=False, dtype=dtype)
 
 
-def logistic_regression(input_dim: int, num_classes: int) -> nn.Module:
+def logistic_regression(
+    input_dim: int, num_classes: int, dtype: torch.dtype | None = None
+) -> nn.Linear:
     """Multinomial logistic regression: one linear layer producing class logits."""
-    return nn.Linear(input_dim, num_classes)
+    return nn.Linear(input_dim, num_classes, dtype=dtype)
 
 
 def mlp(input_dim: int, num_classes: int, hidden: int) -> nn.Module:
@@ -60,21 +64,39 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(images))
 
 
-def build_model(config: TrainingConfig, data_info: DataInfo) -> nn.Module:
+def shared_init(layer: nn.Linear, seed: int) -> nn.Linear:
+    """Start `layer` from `trainer.datasets.linear_init`: the numbers every framework uses."""
+    weight, bias = linear_init(
+        seed, layer.in_features, layer.out_features, bias=layer.bias is not None
+    )
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(weight))
+        if layer.bias is not None and bias is not None:
+            layer.bias.copy_(torch.as_tensor(bias))
+    return layer
+
+
+def build_model(
+    config: TrainingConfig, data_info: DataInfo, dtype: torch.dtype | None = None
+) -> nn.Module:
     """The model `config.model` names, shaped for `data_info`.
 
-    Parameters are initialised from torch's global generator, so seed it first.
+    `linear` and `logreg`, which every framework implements, start from the shared
+    NumPy initialisation, so the NumPy, Keras and PyTorch runs of one config begin at
+    the same weights. `mlp` and `cnn` are initialised from torch's global generator, so
+    seed it first. `dtype` (default: torch's) is where the shared numbers are rounded to.
     """
     name = config.model
     if name == "linear":
-        return linear_regression(data_info.input_dim)
+        return shared_init(linear_regression(data_info.input_dim, dtype), config.seed)
     num_classes = data_info.num_classes
     if num_classes is None:
         raise ValueError(
             f"model {name!r} is a classifier but dataset {data_info.name!r} has no classes"
         )
     if name == "logreg":
-        return logistic_regression(data_info.input_dim, num_classes)
+        layer = logistic_regression(data_info.input_dim, num_classes, dtype)
+        return shared_init(layer, config.seed)
     if name == "mlp":
         return mlp(data_info.input_dim, num_classes, config.hidden)
     if name == "cnn":
@@ -84,4 +106,11 @@ def build_model(config: TrainingConfig, data_info: DataInfo) -> nn.Module:
     raise ValueError(f"unknown model {name!r}")
 
 
-__all__ = ["SmallCNN", "build_model", "linear_regression", "logistic_regression", "mlp"]
+__all__ = [
+    "SmallCNN",
+    "build_model",
+    "linear_regression",
+    "logistic_regression",
+    "mlp",
+    "shared_init",
+]
