@@ -43,6 +43,8 @@ FRAMEWORK_MODELS: dict[str, frozenset[str]] = {
     "keras": frozenset({"linear", "logreg", "mlp", "cnn"}),
 }
 
+CPU_ONLY_FRAMEWORKS: frozenset[str] = frozenset({"numpy"})
+
 
 class TrainingConfig(BaseModel):
     """Everything needed to reproduce one training run.
@@ -53,8 +55,8 @@ class TrainingConfig(BaseModel):
     include an `sgd` baseline without a special case.
 
     Impossible combinations (a `cnn` on `ravine`, a `linear` model on a classification
-    dataset, an optimizer or model the chosen framework does not implement) are rejected
-    with a message naming the fields and their values.
+    dataset, an optimizer or model the chosen framework does not implement, `numpy` on
+    `cuda`) are rejected with a message naming the fields and their values.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -120,6 +122,8 @@ def _combination_problems(config: TrainingConfig) -> list[str]:
             f"framework '{framework}' does not support optimizer '{config.optimizer}' "
             f"(supported: {allowed})"
         )
+    if framework in CPU_ONLY_FRAMEWORKS and config.device == "cuda":
+        problems.append(f"framework '{framework}' runs on the CPU only, got device 'cuda'")
     if model not in FRAMEWORK_MODELS[framework]:
         allowed = ", ".join(sorted(FRAMEWORK_MODELS[framework]))
         problems.append(
@@ -129,6 +133,7 @@ def _combination_problems(config: TrainingConfig) -> list[str]:
 
 
 __all__ = [
+    "CPU_ONLY_FRAMEWORKS",
     "EVAL_KEYS",
     "FRAMEWORK_MODELS",
     "FRAMEWORK_OPTIMIZERS",
