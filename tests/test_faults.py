@@ -14,7 +14,10 @@ import pytest
 from service.migrate import upgrade
 from service.settings import Settings
 from tests.support import ServerProcess, postgres_cluster, wait_until
-from tests.test_worker_e2e import SLOW, Workers, assert_every_step_once, submit, wait_mid_job
+from tests.test_worker_e2e import SLOW, Workers, assert_every_step_once, get_job, submit
+
+# Long enough that a loaded machine cannot finish it between two polls of the test.
+LONG = {**SLOW, "steps": 3000, "eval_every": 300}
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +35,15 @@ def test_service_killed_mid_job_loses_nothing_and_the_job_completes(
         try:
             workers.start("w1")
             with httpx.Client(base_url=f"{url}/api/v1", timeout=30) as api:
-                job = submit(api, **SLOW)
-                mid = wait_mid_job(api, job["id"])
+                job = submit(api, **LONG)
+                wait_until(lambda: (get_job(api, job["id"])["progress_step"] or 0) >= 20, 60)
                 server.kill()
                 time.sleep(1.0)  # the worker trains on against a dead port
                 server.start()
                 wait_until(lambda: _status(api, job["id"]) == "succeeded", timeout=180)
-                assert_every_step_once(api, mid, SLOW["steps"], SLOW["eval_every"])
-                assert api.get(f"/jobs/{job['id']}").json()["attempts"] == 1
+                done = get_job(api, job["id"])
+                assert_every_step_once(api, done, LONG["steps"], LONG["eval_every"])
+                assert done["attempts"] == 1
         finally:
             workers.stop_all()
 
