@@ -18,6 +18,6 @@ CMD ["sh", "-c", "momentum db upgrade && momentum serve --host 0.0.0.0 --port 80
 FROM base AS worker
 # CPU torch by default; build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 for GPUs.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "$TORCH_INDEX" torch==2.13.0 && pip install -c constraints.txt '.[trainer]'
+RUN pip install --index-url "$TORCH_INDEX" torch==2.13.0 && pip install -c constraints.txt '.[trainer,keras]'
 # Claims jobs from MOMENTUM_URL with MOMENTUM_TOKEN (the worker token) until stopped.
 CMD ["momentum", "worker", "--no-progress"]

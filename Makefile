@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[trainer,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[trainer,keras,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

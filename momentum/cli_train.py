@@ -1,9 +1,10 @@
-"""`momentum train` (train once, locally, streaming metrics) and `momentum sync` (replay spools).
+"""`momentum train` (train once here, in any framework) and `momentum sync` (replay spools).
 
 The options of `train` are generated from `TrainingConfig`'s fields, so every field has
 one and a new field gets one for free; the config validates them, and its errors come
-back as usage errors naming the option. torch, the trainer and the HTTP client are
-imported inside the commands, so `momentum serve` never loads them.
+back as usage errors naming the option. The trainer of the chosen framework (torch,
+NumPy, Keras) and the HTTP client are imported inside the commands, so `momentum serve`
+never loads them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Help for the fields whose description is written for API readers or missing.
 HELP = {
-    "framework": "Training framework.",
+    "framework": "Training framework: torch, numpy (update rules by hand) or keras (fit).",
     "optimizer": "Update rule; 'momentum' is the hand-written classical rule.",
     "momentum": "Momentum coefficient mu (beta1 for adam).",
     "lr": "Learning rate.",
@@ -140,12 +141,12 @@ def train(
     """Train once on this machine, stream the metrics to the service, print the run id."""
     config = build_config(fields)
     run_tags = parse_tags(tags)
-    import torch
-
     from momentum.client import Run
-    from trainer.loop import train as train_loop
 
-    if threads is not None:
+    train_loop = _trainer(config.framework)
+    if threads is not None and config.framework != "numpy":
+        import torch  # Keras runs on torch here, so this bounds its threads too
+
         torch.set_num_threads(threads)
     name = name or f"{config.optimizer}-mu{config.momentum:g}-{config.dataset}-{config.model}"
     run = Run(name, config.model_dump(), project=project, tags=run_tags, url=url, token=token)
@@ -157,6 +158,19 @@ def train(
         if result.diverged:
             run.update(diverged=True)
     _report(run, result)
+
+
+def _trainer(framework: str) -> Any:
+    """The framework's `train`; a missing package is a usage error that says what to install."""
+    from trainer.frameworks import available_frameworks, trainer_for
+
+    if framework not in available_frameworks():
+        extra = "keras" if framework == "keras" else "trainer"
+        raise click.UsageError(
+            f"--framework {framework}: it is not installed here; "
+            f"pip install 'momentum-monitor[{extra}]'"
+        )
+    return trainer_for(framework)
 
 
 def training_progress(console: Any, label: str) -> Any:

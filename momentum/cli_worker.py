@@ -37,7 +37,7 @@ ENDED = {
 def _describe(lease: Lease) -> str:
     config = lease.config
     return (
-        f"{config.optimizer} mu={config.momentum:g} lr={config.lr:g} "
+        f"{config.framework} {config.optimizer} mu={config.momentum:g} lr={config.lr:g} "
         f"{config.dataset}/{config.model} seed={config.seed}"
     )
 
@@ -131,14 +131,41 @@ def _stop_on_signals(worker: Worker) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def _claim_device(device: str) -> str:
-    import torch
+def _claim_device(device: str, frameworks: list[str]) -> str:
+    if device == "cpu":
+        return device
+    has_cuda = False
+    if "torch" in frameworks or "keras" in frameworks:
+        import torch
 
+        has_cuda = torch.cuda.is_available()
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+        return "cuda" if has_cuda else "cpu"
+    if not has_cuda:
         raise click.UsageError("--device cuda: CUDA is not available on this machine")
     return device
+
+
+def _frameworks(given: str | None) -> list[str]:
+    """The frameworks to claim jobs for: those given (each must be installed), else all found."""
+    from trainer.frameworks import FRAMEWORKS, available_frameworks
+
+    found: list[str] = list(available_frameworks())
+    if given is None:
+        return found
+    wanted = [name.strip() for name in given.split(",") if name.strip()]
+    for name in wanted:
+        if name not in FRAMEWORKS:
+            choices = ", ".join(FRAMEWORKS)
+            raise click.BadParameter(f"{name!r} is not one of {choices}", param_hint="--frameworks")
+        if name not in found:
+            hint = " (pip install 'momentum-monitor[keras]')" if name == "keras" else ""
+            raise click.BadParameter(
+                f"{name!r} is not installed on this machine{hint}", param_hint="--frameworks"
+            )
+    if not wanted:
+        raise click.BadParameter("name at least one framework", param_hint="--frameworks")
+    return list(dict.fromkeys(wanted))
 
 
 @click.command()
@@ -155,6 +182,10 @@ def _claim_device(device: str) -> str:
 @click.option("--once", is_flag=True, help="Train one job (waiting for it), then exit.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads.")
 @click.option(
+    "--frameworks",
+    help="Comma-separated frameworks to train: torch, numpy, keras [default: those installed].",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar (default when stderr is a terminal) or log lines.",
@@ -166,23 +197,36 @@ def worker(
     worker_id: str | None,
     once: bool,
     threads: int | None,
+    frameworks: str | None,
     progress: bool | None,
 ) -> None:
     """Claim queued jobs and train them; SIGTERM/Ctrl-C hands the current job back."""
-    import torch
-
     from momentum.client import MomentumAPIError, MomentumClient
     from momentum.worker import Worker, WorkerOptions, default_worker_id
 
-    if threads is not None:
+    claimed = _frameworks(frameworks)
+    if threads is not None and ("torch" in claimed or "keras" in claimed):
+        import torch  # Keras runs on torch here, so this bounds its threads too
+
         torch.set_num_threads(threads)
     worker_id = worker_id or default_worker_id()
-    options = WorkerOptions(worker_id=worker_id, device=_claim_device(device), once=once)
+    options = WorkerOptions(
+        worker_id=worker_id,
+        device=_claim_device(device, claimed),
+        frameworks=claimed,
+        once=once,
+    )
     display = _setup_display(worker_id, sys.stderr.isatty() if progress is None else progress)
     with MomentumClient(url, token) as client:
         runner = Worker(client, options, display)
         _stop_on_signals(runner)
-        log.info("worker %s (%s) polling %s", worker_id, options.device, client.url)
+        log.info(
+            "worker %s (%s; %s) polling %s",
+            worker_id,
+            options.device,
+            ", ".join(options.frameworks),
+            client.url,
+        )
         try:
             runner.serve()
         except MomentumAPIError as exc:

@@ -10,8 +10,8 @@ which this worker must stop at once and report nothing: someone else owns the jo
 A stop request (SIGTERM/SIGINT) ends the current step, flushes the metrics and hands
 the job back to the queue with `/release`.
 
-torch and the trainer are imported inside `Worker.train`, so importing this module
-(as `momentum.cli` does) stays light.
+The trainer of the job's framework (torch, NumPy or Keras) is imported inside
+`Worker.train`, so importing this module (as `momentum.cli` does) stays light.
 """
 
 from __future__ import annotations
@@ -210,9 +210,10 @@ class Worker:
     def train(self, lease: Lease) -> tuple[Outcome, str, dict[str, Any]]:
         """Run the trainer into the job's run; (outcome, text for people, report body)."""
         from momentum.cli_train import ReportingSink
-        from trainer.loop import train
+        from trainer.frameworks import trainer_for
 
         config = lease.config
+        train = trainer_for(config.framework)
         run = self._open_run(lease, config)
         bar, task = self.display.job_started(lease)
         sink = ReportingSink(run, bar, task)
