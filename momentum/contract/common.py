@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 T = TypeVar("T")
 
@@ -21,6 +22,25 @@ MetricKey = Annotated[
     ),
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=250)]
+
+
+def _finite(value: Any) -> Any:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("NaN and Infinity are not JSON numbers: send a finite number")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+# Free-form JSON a client sends (run params, a job's summary). Python's json parser reads
+# NaN, Infinity and 1e400, but stored as JSON they would be invalid (PostgreSQL refuses
+# them; SQLite keeps text that breaks every later json_extract over the table).
+FiniteJsonValue = Annotated[JsonValue, AfterValidator(_finite)]
 
 
 class ContractModel(BaseModel):

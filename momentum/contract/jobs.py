@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool
 
-from momentum.contract.common import ContractModel, Name, Status
+from momentum.contract.common import ContractModel, FiniteJsonValue, Name, Status
 from momentum.contract.runs import Tags
 from momentum.contract.training import DeviceName, Framework, TrainingConfig
 
@@ -22,6 +22,7 @@ LeaseToken = str
 MaxAttempts = Annotated[
     int | None,
     Field(
+        strict=True,
         ge=1,
         le=100,
         description="Claims allowed before a lapsed lease fails the job (default: the server's).",
@@ -89,8 +90,8 @@ class ClaimResponse(BaseModel):
 
 class JobHeartbeat(ContractModel):
     lease_token: LeaseToken = Field(min_length=1, max_length=64)
-    step: int | None = Field(default=None, ge=0, description="Steps done so far.")
-    total: int | None = Field(default=None, ge=0, description="Steps in all.")
+    step: int | None = Field(default=None, strict=True, ge=0, description="Steps done so far.")
+    total: int | None = Field(default=None, strict=True, ge=0, description="Steps in all.")
 
 
 class JobHeartbeatReply(BaseModel):
@@ -100,8 +101,8 @@ class JobHeartbeatReply(BaseModel):
 
 class JobComplete(ContractModel):
     lease_token: LeaseToken = Field(min_length=1, max_length=64)
-    diverged: bool | None = Field(default=None, description="Sets the run's `diverged`.")
-    summary: dict[str, JsonValue] | None = Field(
+    diverged: StrictBool | None = Field(default=None, description="Sets the run's `diverged`.")
+    summary: dict[str, FiniteJsonValue] | None = Field(
         default=None, description="Free-form results (final loss, wall time, ...)."
     )
 
@@ -109,7 +110,7 @@ class JobComplete(ContractModel):
 class JobFail(ContractModel):
     lease_token: LeaseToken = Field(min_length=1, max_length=64)
     error: str = Field(min_length=1, max_length=10_000, description="What went wrong.")
-    cancelled: bool = Field(
+    cancelled: StrictBool = Field(
         default=False,
         description="The worker stopped because cancel was requested: the job ends "
         "`cancelled`, not `failed` (a job with a pending cancel ends cancelled either way).",

@@ -15,7 +15,7 @@ MAX_STEP = 2**63 - 1
 MAX_WALL_TIME = 1e11
 
 Step = Annotated[int, Field(strict=True, ge=0, le=MAX_STEP)]
-WallTime = Annotated[float, Field(ge=0, le=MAX_WALL_TIME, allow_inf_nan=False)]
+WallTime = Annotated[float, Field(strict=True, ge=0, le=MAX_WALL_TIME, allow_inf_nan=False)]
 
 
 def better_direction(key: str) -> Literal["min", "max"] | None:

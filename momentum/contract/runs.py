@@ -5,20 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, Field, JsonValue, StrictBool, StringConstraints
 
-from momentum.contract.common import ContractModel, Name, Status
+from momentum.contract.common import ContractModel, FiniteJsonValue, Name, Status
 from momentum.contract.values import EncodedValue
 
 TagValue = Annotated[str, StringConstraints(max_length=1000)]
 Params = dict[Name, JsonValue]
+ParamsIn = dict[Name, FiniteJsonValue]
 Tags = dict[Name, TagValue]
 
 
 class RunCreate(ContractModel):
     name: Name | None = Field(default=None, description="Defaults to `run-<id>`.")
     project: Name = "default"
-    params: Params = Field(
+    params: ParamsIn = Field(
         default_factory=dict,
         description="Hyperparameters; `optimizer`, `momentum`, `lr` also fill indexed columns.",
     )
@@ -33,8 +34,8 @@ class RunCreate(ContractModel):
 class RunUpdate(ContractModel):
     name: Name | None = None
     status: Status | None = None
-    diverged: bool | None = None
-    params: Params | None = Field(default=None, description="Replaces the run's params.")
+    diverged: StrictBool | None = None
+    params: ParamsIn | None = Field(default=None, description="Replaces the run's params.")
     tags: Tags | None = Field(default=None, description="Replaces the run's tags.")
 
 

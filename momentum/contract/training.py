@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 Framework = Literal["torch", "numpy", "keras"]
 OptimizerName = Literal["sgd", "momentum", "sgd_momentum", "nesterov", "adam"]
@@ -61,22 +61,24 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Numbers and booleans are strict: `"seed": false` or `"steps": "5"` is refused, not 0 or 5.
     framework: Framework = "torch"
     optimizer: OptimizerName = "momentum"
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, allow_inf_nan=False)
-    lr: float = Field(default=0.05, gt=0.0, allow_inf_nan=False)
-    weight_decay: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    momentum: float = Field(strict=True, default=0.9, ge=0.0, lt=1.0, allow_inf_nan=False)
+    lr: float = Field(strict=True, default=0.05, gt=0.0, allow_inf_nan=False)
+    weight_decay: float = Field(strict=True, default=0.0, ge=0.0, allow_inf_nan=False)
     dataset: DatasetName = "digits"
     model: ModelName = "mlp"
-    steps: int = Field(default=1000, ge=1, le=10_000_000)
-    batch_size: int = Field(default=64, ge=1, le=1_000_000)
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)  # fits a BIGINT column
-    log_every: int = Field(default=1, ge=1)
-    eval_every: int = Field(default=100, ge=1)
-    stop_on_divergence: bool = True
+    steps: int = Field(strict=True, default=1000, ge=1, le=10_000_000)
+    batch_size: int = Field(strict=True, default=64, ge=1, le=1_000_000)
+    seed: int = Field(strict=True, default=0, ge=0, le=2**63 - 1)  # fits a BIGINT column
+    log_every: int = Field(strict=True, default=1, ge=1)
+    eval_every: int = Field(strict=True, default=100, ge=1)
+    stop_on_divergence: StrictBool = True
     device: DeviceName = "auto"
     # Optional knobs with defaults; they only matter for some datasets and models.
     condition_number: float = Field(
+        strict=True,
         default=100.0,
         ge=1.0,
         le=1e8,
@@ -84,12 +86,15 @@ class TrainingConfig(BaseModel):
         description="Ratio of largest to smallest curvature (ravine).",
     )
     dataset_size: int | None = Field(
+        strict=True,
         default=None,
         ge=10,
         le=1_000_000,
         description="Examples to generate (ravine, spirals, blobs); digits ignores it.",
     )
-    hidden: int = Field(default=64, ge=1, le=4096, description="Hidden width (mlp, cnn).")
+    hidden: int = Field(
+        strict=True, default=64, ge=1, le=4096, description="Hidden width (mlp, cnn)."
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> TrainingConfig:

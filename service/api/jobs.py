@@ -48,7 +48,8 @@ def list_jobs(
     return Page[JobPublic](items=to_public(jobs), total=total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{job_id}", response_model=JobPublic, dependencies=[requires(Scope.read)])
+# `:int` so that GET /jobs/claim is the claim route's 405 (Allow: POST), not a bad job id.
+@router.get("/{job_id:int}", response_model=JobPublic, dependencies=[requires(Scope.read)])
 def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
     """One job: status, attempts, progress, error, run."""
     return to_public([job_store.get_job(session, job_id)])[0]

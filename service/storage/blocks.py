@@ -43,7 +43,7 @@ _ROWS_SQL = (
     "SELECT step, COALESCE(value, {nan}), wall_time FROM points "
     "WHERE series_id = {p} AND step >= {p} AND step <= {p} ORDER BY step"
 )
-_DELETE_ROWS_SQL = "DELETE FROM points WHERE series_id = {p} AND step >= {p} AND step < {p}"
+_DELETE_ROWS_SQL = "DELETE FROM points WHERE series_id = {p} AND step >= {p} AND step <= {p}"
 _BLOCKS_IN_RANGE_SQL = (
     "SELECT data FROM point_blocks WHERE series_id = {p} "
     "AND last_step >= {p} AND first_step <= {p} ORDER BY block"
@@ -117,12 +117,12 @@ def rows_in_range(cursor: DriverCursor, series_id: int, start: int, end: int) ->
     return np.fromiter(cursor.stream(_ROWS_SQL, (series_id, start, end)), dtype=RECORD_DTYPE)
 
 
-def seal_rows(cursor: DriverCursor, series_id: int, sealed_until: int, boundary: int) -> None:
-    """Move the rows of steps sealed_until..boundary-1 into their blocks."""
-    records = rows_in_range(cursor, series_id, sealed_until, boundary - 1)
+def seal_rows(cursor: DriverCursor, series_id: int, sealed_until: int, through: int) -> None:
+    """Move the rows of steps sealed_until..through (inclusive) into their blocks."""
+    records = rows_in_range(cursor, series_id, sealed_until, through)
     if len(records):
         write_to_blocks(cursor, series_id, records)
-        cursor.execute(_DELETE_ROWS_SQL, (series_id, sealed_until, boundary))
+        cursor.execute(_DELETE_ROWS_SQL, (series_id, sealed_until, through))
 
 
 def read_series(cursor: DriverCursor, series_id: int, start: int, end: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from momentum.contract import MetricPoint
-from momentum.contract.metrics import better_direction
+from momentum.contract.metrics import MAX_STEP, better_direction
 from service import events
 from service.models import Point, PointBlock, Run, Series
 from service.storage import blocks
@@ -59,9 +59,11 @@ def _store_series(
     Returns how many distinct steps were written and the series' last step now."""
     records = blocks.merge(records[:0], records)  # sorted, each step once, last wins
     highest = int(records["step"][-1])
-    boundary = max(series.sealed_until, highest + 1)
-    if boundary > series.sealed_until:
-        blocks.seal_rows(cursor, series.id, series.sealed_until, boundary)
+    if highest >= series.sealed_until:
+        blocks.seal_rows(cursor, series.id, series.sealed_until, highest)
+    # sealed_until is exclusive, but the last step a point may have (MAX_STEP) plus one
+    # would overflow the BIGINT column: there it stops at MAX_STEP (no row is ever added).
+    boundary = max(series.sealed_until, min(highest + 1, MAX_STEP))
     blocks.write_to_blocks(cursor, series.id, records)
     last_step, last_value = series.last_step, series.last_value
     if last_step is None or highest >= last_step:
