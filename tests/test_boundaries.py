@@ -8,11 +8,17 @@ import sys
 import pytest
 
 CASES = {
-    "service": ["torch", "trainer"],
-    "service.app": ["torch", "trainer"],
+    "service": ["torch", "keras", "trainer"],
+    "service.app": ["torch", "keras", "trainer"],
     "momentum.contract": ["fastapi", "sqlalchemy", "torch"],
-    "momentum.client": ["fastapi", "sqlalchemy", "torch", "service", "trainer"],
-    "momentum.cli": ["fastapi", "sqlalchemy", "torch", "service", "trainer"],
+    "momentum.client": ["fastapi", "sqlalchemy", "torch", "keras", "service", "trainer"],
+    "momentum.cli": ["fastapi", "sqlalchemy", "torch", "keras", "service", "trainer"],
+    # The Keras callback runs on torch: never TensorFlow or JAX, never the server side.
+    "momentum.keras": ["tensorflow", "jax", "fastapi", "sqlalchemy", "service", "trainer"],
+    # The NumPy trainer is pure NumPy; the framework table imports no framework.
+    "trainer.numpy_loop": ["torch", "keras", "service", "fastapi"],
+    "trainer.frameworks": ["torch", "keras", "service"],
+    "trainer.keras_loop": ["torch", "keras", "tensorflow", "jax", "service"],
 }
 
 

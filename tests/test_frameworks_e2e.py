@@ -116,3 +116,16 @@ def test_a_sweep_over_frameworks_traces_one_loss_curve(
 
 def _logs(directory: Path) -> str:
     return "\n".join(path.read_text(errors="replace")[-3000:] for path in directory.glob("*.log"))
+
+
+def test_a_framework_grid_with_an_impossible_combination_is_refused(server: str) -> None:
+    body = {
+        "name": "bad",
+        "base": {**BASE, "optimizer": "sgd_momentum"},
+        "grid": {"framework": ["numpy", "keras", "torch"]},
+    }
+    with httpx.Client(base_url=f"{server}/api/v1", timeout=30) as api:
+        response = api.post("/sweeps", json=body)
+        assert response.status_code == 422, response.text
+        assert "framework 'keras'" in response.text and "sgd_momentum" in response.text
+        assert api.get("/jobs").json()["total"] == 0  # nothing was queued

@@ -61,6 +61,7 @@ def test_unknown_field_is_rejected() -> None:
             {"framework": "keras", "optimizer": "sgd_momentum"},
             ["framework 'keras'", "optimizer 'sgd_momentum'"],
         ),
+        ({"framework": "numpy", "device": "cuda"}, ["framework 'numpy'", "device 'cuda'"]),
     ],
 )
 def test_impossible_combination_names_fields_and_values(
