@@ -128,3 +128,22 @@ def test_sync_replays_a_spool_file_into_the_service(server_url: str, tmp_path: P
         assert (stored.name, stored.status) == ("offline", "succeeded")
         assert client.get_history(run_id, "loss").steps == list(range(300))
     assert not run.unsent_path.exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("framework", "grad_norm"), [("numpy", 60), ("keras", 0)])
+def test_train_runs_the_framework_asked_for(
+    server_url: str, framework: str, grad_norm: int
+) -> None:
+    args = ["train", "--url", server_url, "--framework", framework, "--dataset", "ravine"]
+    args += ["--model", "linear", "--steps", "60", "--eval-every", "20", "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu", "--name", f"cli-{framework}"])
+    assert result.exit_code == 0, result.output
+    match = RUN_ID.search(result.output)
+    assert match, result.output
+    with MomentumClient(server_url) as client:
+        run = client.get_run(int(match.group(1)))
+        counts = {s.key: s.count for s in client.list_series(run.id).items}
+    assert run.params["framework"] == framework and run.status == "succeeded"
+    assert counts["loss"] == 60 and counts["val_loss"] == 4
+    assert counts.get("grad_norm", 0) == grad_norm  # fit does not expose Keras's gradients
