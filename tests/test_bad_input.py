@@ -458,7 +458,34 @@ QUERY = [
         json={"name": SQL, "base": TINY, "grid": {SQL: [1]}},
     ),
 ]
-MATRIX = MALFORMED + WRONG_TYPES + MISSING + HUGE + STEPS + KEYS + UNKNOWN + LIMIT_CASES + QUERY
+# PostgreSQL cannot store NUL in text or JSONB; both backends refuse it alike.
+NUL = [
+    Bad("NUL in a run name", "POST", f"{API}/runs", 422, V, json={"name": "a\x00b"}),
+    Bad("NUL in a tag", "POST", f"{API}/runs", 422, V, json={"tags": {"t": "\x00"}}),
+    Bad("NUL in a param key", "PATCH", RUN, 422, V, json={"params": {"a\x00": 1}}),
+    Bad(
+        "NUL deep in a param",
+        "POST",
+        f"{API}/runs",
+        422,
+        V,
+        json={"params": {"a": [{"b": "\x00"}]}},
+    ),
+    Bad("NUL in a worker id", "POST", f"{API}/jobs/claim", 422, V, json={"worker_id": "\x00"}),
+    Bad(
+        "NUL in a lease token",
+        "POST",
+        f"{API}/jobs/1/release",
+        422,
+        V,
+        json={"lease_token": "\x00"},
+    ),
+    Bad("NUL in a search", "GET", f"{API}/runs", 422, V, params={"q": "\x00"}),
+    Bad("NUL in a tag filter", "GET", f"{API}/runs", 422, V, params={"tag": "a:\x00"}),
+]
+MATRIX = (
+    NUL + MALFORMED + WRONG_TYPES + MISSING + HUGE + STEPS + KEYS + UNKNOWN + LIMIT_CASES + QUERY
+)
 # Through the real server: one of each kind, the body limits included.
 LIVE = [
     MALFORMED[0],

@@ -21,26 +21,35 @@ MetricKey = Annotated[
         examples=["loss", "train/accuracy"],
     ),
 ]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=250)]
+# PostgreSQL text and JSONB cannot hold the NUL character (SQLite can): every string a
+# client may store or search for refuses it, so both backends answer alike.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=250, pattern=NO_NUL)]
+NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
 
 
-def _finite(value: Any) -> Any:
+def _storable(value: Any) -> Any:
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError("NaN and Infinity are not JSON numbers: send a finite number")
+        if isinstance(item, str) and "\x00" in item:
+            raise ValueError(NUL_MESSAGE)
         if isinstance(item, dict):
+            stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
     return value
 
 
-# Free-form JSON a client sends (run params, a job's summary). Python's json parser reads
-# NaN, Infinity and 1e400, but stored as JSON they would be invalid (PostgreSQL refuses
-# them; SQLite keeps text that breaks every later json_extract over the table).
-FiniteJsonValue = Annotated[JsonValue, AfterValidator(_finite)]
+# Free-form JSON a client sends (run params, a job's summary, a sweep's base and grid).
+# Python's json parser reads NaN, Infinity and 1e400, but stored as JSON they would be
+# invalid (PostgreSQL refuses them; SQLite keeps text that breaks every later json_extract
+# over the table); and no NUL in any string, as above.
+StorableJsonValue = Annotated[JsonValue, AfterValidator(_storable)]
 
 
 class ContractModel(BaseModel):

@@ -14,11 +14,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool
 
-from momentum.contract.common import ContractModel, FiniteJsonValue, Name, Status
+from momentum.contract.common import ContractModel, Name, Status, StorableJsonValue, Text
 from momentum.contract.runs import Tags
 from momentum.contract.training import DeviceName, Framework, TrainingConfig
 
-LeaseToken = str
+LeaseToken = Text
 MaxAttempts = Annotated[
     int | None,
     Field(
@@ -102,14 +102,14 @@ class JobHeartbeatReply(BaseModel):
 class JobComplete(ContractModel):
     lease_token: LeaseToken = Field(min_length=1, max_length=64)
     diverged: StrictBool | None = Field(default=None, description="Sets the run's `diverged`.")
-    summary: dict[str, FiniteJsonValue] | None = Field(
+    summary: dict[str, StorableJsonValue] | None = Field(
         default=None, description="Free-form results (final loss, wall time, ...)."
     )
 
 
 class JobFail(ContractModel):
     lease_token: LeaseToken = Field(min_length=1, max_length=64)
-    error: str = Field(min_length=1, max_length=10_000, description="What went wrong.")
+    error: Text = Field(min_length=1, max_length=10_000, description="What went wrong.")
     cancelled: StrictBool = Field(
         default=False,
         description="The worker stopped because cancel was requested: the job ends "

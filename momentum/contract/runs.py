@@ -7,12 +7,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, JsonValue, StrictBool, StringConstraints
 
-from momentum.contract.common import ContractModel, FiniteJsonValue, Name, Status
+from momentum.contract.common import NO_NUL, ContractModel, Name, Status, StorableJsonValue
 from momentum.contract.values import EncodedValue
 
-TagValue = Annotated[str, StringConstraints(max_length=1000)]
+TagValue = Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)]
 Params = dict[Name, JsonValue]
-ParamsIn = dict[Name, FiniteJsonValue]
+ParamsIn = dict[Name, StorableJsonValue]
 Tags = dict[Name, TagValue]
 
 

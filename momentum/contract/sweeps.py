@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue, ValidationError, field_validator
 
-from momentum.contract.common import ContractModel, FiniteJsonValue, Name, Status
+from momentum.contract.common import ContractModel, Name, Status, StorableJsonValue
 from momentum.contract.jobs import MaxAttempts
 from momentum.contract.runs import Tags
 from momentum.contract.training import TrainingConfig
@@ -28,10 +28,10 @@ MAX_REPORTED_PROBLEMS = 20
 
 class SweepCreate(ContractModel):
     name: Name
-    base: dict[str, FiniteJsonValue] = Field(
+    base: dict[str, StorableJsonValue] = Field(
         default_factory=dict, description="TrainingConfig fields shared by every job."
     )
-    grid: dict[str, list[FiniteJsonValue]] = Field(
+    grid: dict[str, list[StorableJsonValue]] = Field(
         description="TrainingConfig field -> values; one job per combination.",
         examples=[{"momentum": [0.0, 0.5, 0.9, 0.99], "seed": [0, 1]}],
     )

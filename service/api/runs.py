@@ -9,6 +9,7 @@ from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 
 from momentum.contract import Page, RunCreate, RunHeartbeat, RunPublic, RunUpdate, Status
+from momentum.contract.common import NO_NUL
 from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
 from service.auth import Scope, requires
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The run's id.")]
 SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
-Pair = Annotated[str, StringConstraints(pattern=r"^[^:]+:.*$", max_length=1000)]
+Pair = Annotated[str, StringConstraints(pattern=r"^[^:\x00]+:[^\x00]*$", max_length=1000)]
 
 
 def load_run(session: Session, run_id: int) -> Run:
@@ -92,9 +93,9 @@ def create_run(body: RunCreate, session: WriteSessionDep, response: Response) ->
 def list_runs(
     session: SessionDep,
     page: PageDep,
-    project: Annotated[str | None, Query(max_length=250)] = None,
+    project: Annotated[str | None, Query(max_length=250, pattern=NO_NUL)] = None,
     status: Status | None = None,
-    optimizer: Annotated[str | None, Query(max_length=64)] = None,
+    optimizer: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     momentum_min: float | None = None,
     momentum_max: float | None = None,
     sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
@@ -102,7 +103,9 @@ def list_runs(
     param: Annotated[
         list[Pair] | None, Query(description="name:value, value as JSON or text; repeatable")
     ] = None,
-    q: Annotated[str | None, Query(max_length=250, description="Text in the run's name.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
+    ] = None,
     sort: SortField = "-created_at",
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
