@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from service import Settings, create_app
 from service.auth import Role, role_for_token
+from tests.jobs_support import TINY
 
 TOKENS = {"token": "full-secret", "worker_token": "worker-secret", "read_token": "read-secret"}
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
+# Every route outside /api/v1, all open by the contract: docs, ops, the dashboard.
+OPEN_ROUTES = OPEN_PATHS | {"/docs/oauth2-redirect", "/redoc", "/", "/vendor/plotly.min.js"}
+STATIC_DIR = Path(__file__).resolve().parent.parent / "service" / "static"
 
 
 @pytest.fixture
@@ -25,16 +31,34 @@ def guarded(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+def routes(client: TestClient) -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves, from its route table: routes left
+    out of the OpenAPI schema are here too."""
+    return sorted(
+        (method, context.path)
+        for context in iter_route_contexts(client.app.routes)  # type: ignore[attr-defined]
+        for method in context.methods or ()
+        if method != "HEAD" and context.path
+    )
+
+
 def api_operations(client: TestClient) -> list[tuple[str, str]]:
-    """Every /api/v1 operation, from the app's own route table via its OpenAPI schema."""
-    paths = client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    """Every /api/v1 operation, with each path parameter filled in with 1."""
     operations = [
-        (method.upper(), re.sub(r"\{[^}]+\}", "1", path))
-        for path, methods in paths.items()
+        (method, re.sub(r"\{[^}]+\}", "1", path))
+        for method, path in routes(client)
         if path.startswith("/api/v1")
-        for method in methods
     ]
-    assert len(operations) >= 10
+    assert len(operations) >= 30
+    # The schema-driven checks (tests/test_fuzz.py, the start-up guard) see them all.
+    documented = client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    hidden = {
+        (method, path)
+        for method, path in routes(client)
+        if path.startswith("/api/v1")
+        and method.lower() not in documented.get(re.sub(r":[a-z]+}", "}", path), {})
+    }
+    assert not hidden, f"API routes missing from the OpenAPI schema: {hidden}"
     return operations
 
 
@@ -52,6 +76,13 @@ def test_every_api_route_refuses_missing_and_wrong_tokens(guarded: TestClient) -
         response = guarded.request(method, path, headers={"Authorization": "Basic abc"})
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        for token in ("", " ", TOKENS["token"] + "x", TOKENS["token"][:-1]):
+            assert _call(guarded, method, path, token) == 401, (method, path, token)
+        # The event stream's ?token= (for EventSource) is checked alike; elsewhere it is
+        # no parameter at all (422) and no way in either.
+        expected = {401} if path == "/api/v1/events" else {401, 422}
+        assert guarded.request(method, path, params={"token": "wrong"}).status_code in expected
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -81,10 +112,57 @@ def test_worker_token_ingests_but_cannot_delete(guarded: TestClient) -> None:
     assert guarded.delete(f"/api/v1/runs/{run_id}", headers=full).status_code == 204
 
 
+def _as(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_worker_token_cannot_delete_or_cancel_anything(guarded: TestClient) -> None:
+    """Every DELETE and every cancel of the route table, on resources that exist: 403,
+    and the resource is untouched."""
+    full, worker = _as("token"), _as("worker_token")
+    run = guarded.post("/api/v1/runs", json={"name": "r"}, headers=full).json()
+    job = guarded.post("/api/v1/jobs", json={"config": TINY}, headers=full).json()
+    grid = {"name": "s", "base": TINY, "grid": {"seed": [0, 1]}}
+    sweep = guarded.post("/api/v1/sweeps", json=grid, headers=full).json()
+    ids = {"run_id": run["id"], "job_id": job["id"], "sweep_id": sweep["id"]}
+    destructive = [
+        (method, path)
+        for method, path in routes(guarded)
+        if path.startswith("/api/v1") and (method == "DELETE" or path.endswith("/cancel"))
+    ]
+    assert len(destructive) >= 4  # runs and sweeps deleted; jobs and sweeps cancelled
+    for method, template in destructive:
+        path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: str(ids[m.group(1)]), template)
+        response = guarded.request(method, path, headers=worker)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["error"]["code"] == "forbidden"
+    assert guarded.get(f"/api/v1/runs/{run['id']}", headers=full).json()["status"] == "running"
+    assert guarded.get(f"/api/v1/jobs/{job['id']}", headers=full).json()["status"] == "queued"
+    assert guarded.get(f"/api/v1/sweeps/{sweep['id']}", headers=full).json()["status"] == "queued"
+    # Nor may it queue work, retry it, or start sweeps: those are the full token's.
+    assert guarded.post("/api/v1/jobs", json={"config": TINY}, headers=worker).status_code == 403
+    assert guarded.post("/api/v1/sweeps", json=grid, headers=worker).status_code == 403
+    assert guarded.post(f"/api/v1/jobs/{job['id']}/retry", headers=worker).status_code == 403
+    # The full token may do all of it.
+    assert guarded.post(f"/api/v1/jobs/{job['id']}/cancel", headers=full).status_code == 200
+    assert guarded.delete(f"/api/v1/sweeps/{sweep['id']}", headers=full).status_code == 204
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_open_routes_stay_open(guarded: TestClient) -> None:
     for path in OPEN_PATHS:
         assert guarded.get(path).status_code == 200, path
+    outside_api = {path for _, path in routes(guarded) if not path.startswith("/api/v1")}
+    # A new route outside /api/v1 gets no token check: it must be meant to be open.
+    assert outside_api <= OPEN_ROUTES, outside_api - OPEN_ROUTES
+    for path in outside_api:
+        assert guarded.get(path).status_code == 200, path
+    static = [p for p in STATIC_DIR.rglob("*") if p.is_file()]
+    assert any(p.name == "index.html" for p in static)
+    for file in static:
+        url = f"/static/{file.relative_to(STATIC_DIR).as_posix()}"
+        assert guarded.get(url).status_code == 200, url
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
