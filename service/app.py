@@ -31,7 +31,7 @@ from service.auth import assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
 from service.deps import reject_unknown_query
 from service.errors import install_error_handlers
-from service.limits import BodySizeLimit
+from service.limits import BodyLimits
 from service.observability import Observability, RequestMetrics
 from service.settings import Settings
 from service.storage.leases import reap_lapsed_leases
@@ -39,6 +39,9 @@ from service.storage.runs import fail_silent_runs
 
 API_PREFIX = "/api/v1"
 RAW_BODY_MODELS = (PointBatch,)
+# What any /api/v1 route may answer besides its own: the caller's mistakes, a body too
+# large (413) or stalled (408, service/limits.py), the database briefly unavailable (503).
+API_ERROR_STATUSES = (400, 401, 403, 404, 408, 413, 422, 503)
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +49,7 @@ def _api_router() -> APIRouter:
     api = APIRouter(
         prefix=API_PREFIX,
         dependencies=[Depends(reject_unknown_query)],
-        responses={status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 422)},
+        responses={status: {"model": ErrorResponse} for status in API_ERROR_STATUSES},
     )
     api.include_router(runs.router)
     api.include_router(metrics.router)
@@ -130,7 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(_api_router())
     _document_raw_bodies(app)
     assert_every_api_route_guarded(app, API_PREFIX)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+    )
     app.add_middleware(RequestMetrics, observability=app.state.observability)
     return app
 

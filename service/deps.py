@@ -35,6 +35,9 @@ def _write_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
+DEFAULT_PAGE_SIZE = 50
+
+
 @dataclass(frozen=True)
 class PageWindow:
     limit: int
@@ -43,11 +46,25 @@ class PageWindow:
 
 async def _page_window(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page.")] = 50,
+    limit: Annotated[
+        int | None, Query(ge=1, le=1000, description="Items per page (default 50).")
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> PageWindow:
-    """The contract's pagination, capped by MOMENTUM_MAX_PAGE_SIZE."""
-    return PageWindow(min(limit, request.app.state.settings.max_page_size), offset)
+    """The contract's pagination (at most 1000 a page), or less by MOMENTUM_MAX_PAGE_SIZE:
+    a larger `limit` is a 422, not silently fewer items than asked for."""
+    largest = request.app.state.settings.max_page_size
+    if limit is None:
+        return PageWindow(min(DEFAULT_PAGE_SIZE, largest), offset)
+    if limit > largest:
+        message = f"limit {limit} is over this server's page size of {largest}: page with offset"
+        raise ApiError(
+            422,
+            "validation_error",
+            message,
+            [{"loc": ["query", "limit"], "msg": message, "type": "less_than_equal"}],
+        )
+    return PageWindow(limit, offset)
 
 
 PageDep = Annotated[PageWindow, Depends(_page_window)]

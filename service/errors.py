@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from momentum.contract import error_response
@@ -119,16 +121,28 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # A restarting PostgreSQL, a connection cut, SQLite's lock held past the busy
-    # timeout: the transaction rolled back, and the same request will succeed later.
+    # timeout, no pooled connection free in time: the transaction rolled back (or never
+    # began), and the same request will succeed later.
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     message = "the database is unavailable right now; nothing was applied, retry shortly"
     return _json_error(503, "database_unavailable", message, headers={"Retry-After": "1"})
 
 
+async def _on_client_gone(request: Request, exc: Exception) -> JSONResponse:
+    # The client hung up (or service.limits gave up on it) before its body arrived whole:
+    # nothing was applied, and no one is left to read this answer.
+    log.info("client disconnected before its body arrived: %s %s", request.method, request.url.path)
+    message = "the client disconnected before the request body arrived; nothing was applied"
+    return _json_error(400, "client_disconnected", message)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(OperationalError, _on_database_unavailable)
     app.add_exception_handler(InterfaceError, _on_database_unavailable)
+    # Every pooled connection stayed busy past MOMENTUM_POOL_TIMEOUT_S: retryable too.
+    app.add_exception_handler(PoolTimeout, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

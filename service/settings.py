@@ -27,9 +27,20 @@ class Settings(BaseSettings):
     )
     read_token: SecretStr | None = Field(default=None, description="Reads only.")
 
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    max_points_per_batch: int = Field(default=100_000, ge=10_000)
-    max_page_size: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Larger request bodies get 413."
+    )
+    max_points_per_batch: int = Field(
+        default=100_000, ge=10_000, description="More points in one ingest request get 413."
+    )
+    max_page_size: int = Field(
+        default=1000, ge=1, le=1000, description="A list's largest `limit`; more gets 422."
+    )
+    body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request body that stalls this long (no byte arrives) gets 408.",
+    )
     default_history_points: int = Field(
         default=100_000_000, ge=1, description="max_points used when a history read names none."
     )

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from momentum.contract import (
+    ErrorResponse,
     IngestResult,
     MetricPoint,
     PointBatch,
@@ -87,7 +88,7 @@ def _store(app: FastAPI, run_id: int, points: list[MetricPoint]) -> IngestResult
     response_model=IngestResult,
     dependencies=[requires(Scope.ingest)],
     openapi_extra=INGEST_BODY,
-    responses={413: {"description": "Body or point count over the limit."}},
+    responses={413: {"model": ErrorResponse, "description": "Body or point count over the limit."}},
 )
 async def ingest_points(run_id: RunId, request: Request, settings: SettingsDep) -> IngestResult:
     """Store a batch atomically; (key, step) upserts, so a resent batch never duplicates."""

@@ -1,0 +1,223 @@
+"""Limits from settings (MOMENTUM_*), each enforced with a clear 4xx; and a slow or stalled
+client holds neither a pool connection nor SQLite's write lock.
+
+Body size, points per batch, key length and grid size are in the bad-input matrix
+(tests/test_bad_input.py); page size and the stalled-body timeout are here.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+from sqlalchemy import create_engine
+
+from service import Settings, create_app
+from tests.support import ServerProcess
+from tests.test_bad_input import assert_error_shape, snapshot
+
+API = "/api/v1"
+LISTS = [f"{API}/runs", f"{API}/jobs", f"{API}/sweeps", f"{API}/workers"]
+TINY = {"dataset": "ravine", "model": "linear", "steps": 5, "eval_every": 5}
+
+
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "MAX_BODY_BYTES": "4096",
+        "MAX_POINTS_PER_BATCH": "20000",
+        "MAX_PAGE_SIZE": "100",
+        "MAX_GRID_SIZE": "8",
+        "BODY_TIMEOUT_S": "2.5",
+    }.items():
+        monkeypatch.setenv(f"MOMENTUM_{name}", value)
+    settings = Settings()
+    assert (settings.max_body_bytes, settings.max_points_per_batch) == (4096, 20_000)
+    assert (settings.max_page_size, settings.max_grid_size, settings.body_timeout_s) == (
+        100,
+        8,
+        2.5,
+    )
+    monkeypatch.undo()
+    defaults = Settings()
+    assert defaults.max_page_size == 1000 and defaults.body_timeout_s == 30
+    assert defaults.max_points_per_batch >= 10_000  # the contract's floor
+    with pytest.raises(ValidationError):
+        Settings(max_page_size=1001)  # the contract's ceiling
+    with pytest.raises(ValidationError):
+        Settings(max_points_per_batch=9_999)
+    with pytest.raises(ValidationError):
+        Settings(body_timeout_s=0)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_page_size_over_the_limit_is_a_422_on_every_list(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"max_page_size": 10}))) as http:
+        for path in LISTS:
+            assert_error_shape(http.get(path, params={"limit": 11}), 422, "validation_error")
+            error = http.get(path, params={"limit": 11}).json()["error"]
+            assert error["detail"][0]["loc"] == ["query", "limit"]
+            assert "page size of 10" in error["message"]
+            assert http.get(path, params={"limit": 10}).json()["limit"] == 10
+            assert http.get(path).json()["limit"] == 10  # the default, 50, capped
+    with TestClient(create_app(settings)) as http:
+        for path in LISTS:
+            assert http.get(path).json()["limit"] == 50
+            assert http.get(path, params={"limit": 1000}).json()["limit"] == 1000
+            assert_error_shape(http.get(path, params={"limit": 1001}), 422, "validation_error")
+
+
+def _url_parts(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    return parts.hostname, parts.port
+
+
+def stalled(url: str, method: str, path: str, body: dict[str, object]) -> socket.socket:
+    """A client that sends the headers and half the body, then nothing more."""
+    raw = json.dumps(body).encode()
+    host, port = _url_parts(url)
+    sock = socket.create_connection((host, port), timeout=30)
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(raw)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + raw[: len(raw) // 2])
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, object]]:
+    """Read until the server closes the connection; the status and the JSON body."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def batch(key: str, steps: range) -> dict[str, object]:
+    return {"points": [{"key": key, "step": step, "value": 0.5} for step in steps]}
+
+
+@contextmanager
+def server(database_url: str, tmp_path: Path, **env: str) -> Iterator[str]:
+    base = {
+        "MOMENTUM_DATABASE_URL": database_url,
+        "MOMENTUM_DATA_DIR": str(tmp_path),
+        # One connection and a one-second wait for it or for SQLite's write lock: a
+        # request that held either while its body streams would turn others into 503s.
+        "MOMENTUM_POOL_SIZE": "1",
+        "MOMENTUM_POOL_MAX_OVERFLOW": "0",
+        "MOMENTUM_POOL_TIMEOUT_S": "1",
+        "MOMENTUM_SQLITE_BUSY_TIMEOUT_MS": "1000",
+    }
+    with ServerProcess({**base, **env}) as process:
+        yield process.start()
+
+
+STALLED_WRITES = [
+    ("POST", f"{API}/runs/1/metrics", batch("loss", range(1000, 3000))),
+    ("POST", f"{API}/runs", {"name": "stalled", "params": {"x": "y" * 5000}}),
+    ("PATCH", f"{API}/runs/1", {"name": "stalled", "params": {"x": "y" * 5000}}),
+    ("POST", f"{API}/jobs", {"config": TINY, "name": "y" * 200}),
+    ("POST", f"{API}/sweeps", {"name": "s", "base": TINY, "grid": {"seed": list(range(8))}}),
+    ("POST", f"{API}/jobs/claim", {"worker_id": "w" * 200, "device": "cpu"}),
+]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_stalled_bodies_hold_no_connection_nor_the_write_lock(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every write route with a JSON body reads all of it before opening a transaction:
+    with clients stalled halfway through a body on each of them, the one pooled
+    connection and SQLite's write lock stay free for everyone else."""
+    with server(database_url, tmp_path) as url, httpx.Client(base_url=url, timeout=20) as http:
+        assert http.post(f"{API}/runs", json={"name": "r"}).status_code == 201
+        assert http.post(f"{API}/runs/1/metrics", json=batch("loss", range(10))).status_code == 200
+        sockets = [stalled(url, method, path, body) for method, path, body in STALLED_WRITES]
+        try:
+            time.sleep(0.5)  # the server has read their headers and awaits the rest
+            for round_ in range(3):
+                steps = range(10 + 10 * round_, 20 + 10 * round_)
+                logged = http.post(f"{API}/runs/1/metrics", json=batch("loss", steps))
+                assert logged.status_code == 200, logged.text
+                assert http.post(f"{API}/runs", json={"name": "other"}).status_code == 201
+                patched = http.patch(f"{API}/runs/1", json={"tags": {"round": str(round_)}})
+                assert patched.status_code == 200, patched.text
+                assert http.post(f"{API}/jobs", json={"config": TINY}).status_code == 201
+                history = http.get(f"{API}/runs/1/metrics/loss")
+                assert history.status_code == 200 and history.json()["total"] == 20 + 10 * round_
+                assert http.get(f"{API}/runs").json()["total"] == 3 + 2 * round_  # a job has a run
+            for sock in sockets:  # still stalled, still unanswered
+                sock.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    sock.recv(1)
+        finally:
+            for sock in sockets:
+                sock.close()
+        # What the stalled clients sent never arrived whole, so none of it was stored.
+        assert http.get(f"{API}/runs/1").json()["name"] == "r"
+        assert http.get(f"{API}/runs/1/metrics/loss").json()["total"] == 40
+        assert http.get(f"{API}/sweeps").json()["total"] == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_stalled_body_gets_408_and_a_slow_one_gets_through(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(database_url)
+    env = {"MOMENTUM_BODY_TIMEOUT_S": "1.5"}
+    try:
+        with server(database_url, tmp_path, **env) as url, httpx.Client(base_url=url) as http:
+            assert http.post(f"{API}/runs", json={"name": "r"}).status_code == 201
+            before = snapshot(engine)
+            sockets = [stalled(url, method, path, body) for method, path, body in STALLED_WRITES]
+            for sock in sockets:
+                status, body = read_response(sock)  # the server answers, then closes
+                sock.close()
+                assert status == 408, body
+                error = body["error"]
+                assert isinstance(error, dict) and error["code"] == "body_timeout"
+                assert "1.5 s" in error["message"]
+            assert snapshot(engine) == before
+
+            # A slow client whose body keeps coming is not cut off: the timeout is for
+            # a stall, not for the whole upload.
+            def trickle() -> Iterator[bytes]:
+                raw = json.dumps(batch("loss", range(100))).encode()
+                for start in range(0, len(raw), len(raw) // 5 + 1):
+                    time.sleep(0.3)
+                    yield raw[start : start + len(raw) // 5 + 1]
+
+            slow = http.post(
+                f"{API}/runs/1/metrics",
+                content=trickle(),
+                headers={"content-type": "application/json"},
+                timeout=20,
+            )
+            assert slow.status_code == 200, slow.text
+            assert slow.json()["accepted"] == 100
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_no_free_pooled_connection_is_a_retryable_503(settings: Settings) -> None:
+    small_pool = {"pool_size": 1, "pool_max_overflow": 0, "pool_timeout_s": 0.2}
+    with TestClient(create_app(settings.model_copy(update=small_pool))) as http:
+        with http.app.state.engine.connect():  # type: ignore[attr-defined]
+            busy = http.get(f"{API}/runs")
+        assert_error_shape(busy, 503, "database_unavailable")
+        assert busy.headers["retry-after"] == "1"
+        assert http.get(f"{API}/runs").status_code == 200
