@@ -222,7 +222,9 @@ def _device_scope(name: str) -> Any:
 
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was requested but CUDA is not available here")
-    return keras.device(f"{name}:0" if name == "cuda" else name)
+    # No device index: on the torch backend, a Parameter created on "cpu" and moved to
+    # "cpu:0" becomes a non-leaf copy that never gets a gradient.
+    return keras.device("gpu" if name == "cuda" else "cpu")
 
 
 def train(
