@@ -215,3 +215,15 @@ class Event(Base):
     run_id: Mapped[int | None] = mapped_column(Integer)
     job_id: Mapped[int | None] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+
+
+class Experiment(Base):
+    """An MLflow experiment: a stable integer id for one project (service/mlflow/).
+    Experiment 0, "Default", is the project "default" and always exists."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(250), unique=True)
+    project: Mapped[str] = mapped_column(String(250), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
