@@ -27,11 +27,13 @@ from service.api import (
     workers,
 )
 from service.api import events as event_stream
+from service.api import mlflow as mlflow_api
 from service.auth import assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
 from service.deps import reject_unknown_query
 from service.errors import install_error_handlers
 from service.limits import BodyLimits
+from service.mlflow.errors import install_mlflow_error_shape
 from service.observability import Observability, RequestMetrics
 from service.settings import Settings
 from service.storage.leases import reap_lapsed_leases
@@ -131,8 +133,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
     app.include_router(_api_router())
+    # MLflow's tracking API (service/api/mlflow.py); its web UI's /ajax-api/ paths too.
+    app.include_router(mlflow_api.router, prefix=mlflow_api.MLFLOW_PREFIX)
+    app.include_router(mlflow_api.router, prefix=mlflow_api.AJAX_PREFIX, include_in_schema=False)
+    install_mlflow_error_shape(app)
     _document_raw_bodies(app)
     assert_every_api_route_guarded(app, API_PREFIX)
+    assert_every_api_route_guarded(app, mlflow_api.MLFLOW_PREFIX)
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
     )

@@ -19,6 +19,9 @@ TOKENS = {"token": "full-secret", "worker_token": "worker-secret", "read_token":
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
 # Every route outside /api/v1, all open by the contract: docs, ops, the dashboard.
 OPEN_ROUTES = OPEN_PATHS | {"/docs/oauth2-redirect", "/redoc", "/", "/vendor/plotly.min.js"}
+# MLflow's tracking API (service/api/mlflow.py): the same tokens and roles, MLflow's error shape.
+MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
+MLFLOW_READS_BY_POST = ("/experiments/search", "/runs/search")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "service" / "static"
 
 
@@ -112,6 +115,56 @@ def test_worker_token_ingests_but_cannot_delete(guarded: TestClient) -> None:
     assert guarded.delete(f"/api/v1/runs/{run_id}", headers=full).status_code == 204
 
 
+def mlflow_operations(client: TestClient) -> list[tuple[str, str]]:
+    """Every MLflow route, under /api/2.0/mlflow and /ajax-api/2.0/mlflow."""
+    operations = [(m, p) for m, p in routes(client) if p.startswith(MLFLOW_PREFIXES)]
+    assert len(operations) >= 2 * 15
+    return operations
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_mlflow_route_refuses_missing_and_wrong_tokens(guarded: TestClient) -> None:
+    for method, path in mlflow_operations(guarded):
+        for token in (None, "wrong", "", TOKENS["token"] + "x"):
+            response = guarded.request(
+                method,
+                path,
+                headers={"Authorization": f"Bearer {token}"} if token is not None else {},
+                json={} if method == "POST" else None,
+            )
+            assert response.status_code == 401, (method, path, token)
+            assert response.json()["error_code"] == "UNAUTHENTICATED", (method, path)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_mlflow_routes_apply_the_same_roles(guarded: TestClient) -> None:
+    for method, path in mlflow_operations(guarded):
+        response = guarded.request(
+            method, path, headers=_as("read_token"), json={} if method == "POST" else None
+        )
+        if method == "GET" or path.endswith(MLFLOW_READS_BY_POST):
+            assert response.status_code not in (401, 403), (method, path)
+        else:
+            assert response.status_code == 403, (method, path)
+            assert response.json()["error_code"] == "PERMISSION_DENIED", (method, path)
+    mlflow = "/api/2.0/mlflow"
+    created = guarded.post(f"{mlflow}/runs/create", json={}, headers=_as("worker_token"))
+    run_id = created.json()["run"]["info"]["run_id"]
+    metric = {"key": "loss", "value": 1.0, "timestamp": 1, "step": 0}
+    batch = {"run_id": run_id, "metrics": [metric]}
+    logged = guarded.post(f"{mlflow}/runs/log-batch", json=batch, headers=_as("worker_token"))
+    assert logged.status_code == 200
+    delete = {"run_id": run_id}
+    refused = guarded.post(f"{mlflow}/runs/delete", json=delete, headers=_as("worker_token"))
+    assert refused.status_code == 403
+    assert (
+        guarded.post(f"{mlflow}/runs/delete", json=delete, headers=_as("token")).status_code == 200
+    )
+    gone = guarded.get(f"{mlflow}/runs/get", params={"run_id": run_id}, headers=_as("token"))
+    assert gone.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
 def _as(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 
@@ -153,7 +206,9 @@ def test_worker_token_cannot_delete_or_cancel_anything(guarded: TestClient) -> N
 def test_open_routes_stay_open(guarded: TestClient) -> None:
     for path in OPEN_PATHS:
         assert guarded.get(path).status_code == 200, path
-    outside_api = {path for _, path in routes(guarded) if not path.startswith("/api/v1")}
+    outside_api = {
+        path for _, path in routes(guarded) if not path.startswith(("/api/v1", *MLFLOW_PREFIXES))
+    }
     # A new route outside /api/v1 gets no token check: it must be meant to be open.
     assert outside_api <= OPEN_ROUTES, outside_api - OPEN_ROUTES
     for path in outside_api:

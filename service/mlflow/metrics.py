@@ -1,0 +1,172 @@
+"""MLflow metrics into our series, and back.
+
+The repeated-step rule. MLflow keeps every value logged for a step; our series hold
+one value per (key, step) and upsert. So that no value is ever lost silently:
+- a value sent again for a step with the same timestamp and value is a resend
+  (a retried request) and changes nothing;
+- a value for a step that already holds a different value or timestamp (in storage
+  or earlier in the same batch: `log_metric` without a step always sends step 0) goes
+  to the next free step after the series' highest, keeping its timestamp, and the
+  run's tag `momentum.moved_steps.<key>` counts the values so moved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from momentum.contract import MetricPoint
+from momentum.contract.common import METRIC_KEY_RE
+from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
+from momentum.contract.values import encode_value
+from service.mlflow.errors import invalid
+from service.models import Run, Series
+from service.storage import metrics as metric_store
+
+MOVED_TAG = "momentum.moved_steps."
+
+
+@dataclass(frozen=True)
+class MlflowMetric:
+    key: str
+    value: float
+    timestamp: int  # ms since the epoch
+    step: int
+
+
+def parse_metric(raw: dict[str, Any]) -> MlflowMetric:
+    key = raw.get("key")
+    if not isinstance(key, str) or not METRIC_KEY_RE.match(key):
+        raise invalid(f"metric key {key!r}: 1-250 letters, digits, '_ - . /' or space")
+    try:
+        value = float(raw["value"])
+        timestamp = int(raw.get("timestamp") or time.time() * 1000)
+        step = int(raw.get("step") or 0)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise invalid(f"metric {key!r}: value, timestamp and step must be numbers") from exc
+    if not 0 <= step <= MAX_STEP:
+        raise invalid(f"metric {key!r}: step {step} is outside 0..{MAX_STEP}")
+    if not 0 <= timestamp <= MAX_WALL_TIME * 1000:
+        raise invalid(f"metric {key!r}: timestamp {timestamp} is not milliseconds since 1970")
+    return MlflowMetric(key, value, timestamp, step)
+
+
+def _same(a: tuple[float, int], b: tuple[float, int]) -> bool:
+    both_nan = math.isnan(a[0]) and math.isnan(b[0])
+    return (both_nan or a[0] == b[0]) and a[1] == b[1]
+
+
+def _stored(
+    session: Session, run_id: int, key: str, steps: Sequence[int]
+) -> tuple[dict[int, tuple[float, int]], int]:
+    """What the series holds at the batch's steps, and its highest step (-1 if none)."""
+    found = session.execute(
+        select(Series.id, Series.last_step).where(Series.run_id == run_id, Series.key == key)
+    ).first()
+    if found is None or found.last_step is None:
+        return {}, -1
+    columns = metric_store.read_columns(session, found.id, min(steps), max(steps))
+    held = {
+        int(step): (float(value), int(round(wall_time * 1000)))
+        for step, value, wall_time in zip(
+            columns["step"], columns["value"], columns["wall_time"], strict=True
+        )
+    }
+    return held, int(found.last_step)
+
+
+def log_metrics(session: Session, run: Run, metrics: Sequence[MlflowMetric]) -> int:
+    """Store the metrics by the repeated-step rule; returns how many values moved."""
+    if not metrics:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        # Two batches for one run take turns, so both see each other's steps.
+        session.execute(select(Run.id).where(Run.id == run.id).with_for_update())
+    by_key: dict[str, list[MlflowMetric]] = {}
+    for metric in metrics:
+        by_key.setdefault(metric.key, []).append(metric)
+    points: list[MetricPoint] = []
+    moved: dict[str, int] = {}
+    for key, items in by_key.items():
+        held, highest = _stored(session, run.id, key, [m.step for m in items])
+        next_free = max(highest, max(m.step for m in items)) + 1
+        for metric in items:
+            incoming = (metric.value, metric.timestamp)
+            step = metric.step
+            if step in held:
+                if _same(held[step], incoming):
+                    continue
+                step, next_free = next_free, next_free + 1
+                moved[key] = moved.get(key, 0) + 1
+            held[step] = incoming
+            points.append(
+                {
+                    "key": key,
+                    "step": step,
+                    "value": metric.value,
+                    "wall_time": metric.timestamp / 1000,
+                }
+            )
+    if points:
+        metric_store.ingest(session, run.id, points, time.time())
+    if moved:
+        tags = dict(run.tags)
+        for key, count in moved.items():
+            tags[MOVED_TAG + key] = str(int(tags.get(MOVED_TAG + key, "0")) + count)
+        run.tags = tags
+        session.flush()
+    return sum(moved.values())
+
+
+def _metric_json(key: str, step: Any, value: Any, wall_time: Any) -> dict[str, Any]:
+    return {
+        "key": key,
+        "value": encode_value(float(value)),
+        "timestamp": int(round(float(wall_time) * 1000)),
+        "step": int(step),
+    }
+
+
+def history(
+    session: Session, run_id: int, key: str, start_step: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Points from `start_step` on, at most `limit`, and the step the next page starts at."""
+    series_id = metric_store.find_series_id(session, run_id, key)
+    if series_id is None:
+        return [], None
+    columns = metric_store.read_columns(session, series_id, start_step, MAX_STEP)
+    page = columns[:limit]
+    following = int(columns["step"][limit]) if len(columns) > limit else None
+    items = [
+        _metric_json(key, step, value, wall_time)
+        for step, value, wall_time in zip(
+            page["step"], page["value"], page["wall_time"], strict=True
+        )
+    ]
+    return items, following
+
+
+def sampled(
+    session: Session, run_id: int, key: str, start: int, end: int, limit: int
+) -> list[dict[str, Any]]:
+    """At most `limit` points of steps start..end, evenly spaced, the first and last kept."""
+    series_id = metric_store.find_series_id(session, run_id, key)
+    if series_id is None:
+        return []
+    columns = metric_store.read_columns(session, series_id, start, end)
+    if len(columns) > limit:
+        picks = np.unique(np.linspace(0, len(columns) - 1, num=limit).round().astype(np.int64))
+        columns = columns[picks]
+    return [
+        {**_metric_json(key, step, value, wall_time), "run_id": str(run_id)}
+        for step, value, wall_time in zip(
+            columns["step"], columns["value"], columns["wall_time"], strict=True
+        )
+    ]
