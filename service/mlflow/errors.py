@@ -71,7 +71,8 @@ def _in_mlflow_shape(request: Request, response: Response) -> Response:
         error = json.loads(bytes(response.body)).get("error", {})
     except (ValueError, AttributeError):
         error = {}
-    status = response.status_code
+    # MLflow answers every INVALID_PARAMETER_VALUE with 400, a malformed field included.
+    status = 400 if response.status_code == 422 else response.status_code
     code = _CODES.get(status, "INTERNAL_ERROR")
     if status == 404 and request.scope.get("route") is None:
         code = "ENDPOINT_NOT_FOUND"
