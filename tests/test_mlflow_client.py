@@ -9,6 +9,7 @@ import httpx
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from tests.support import live_server
 
@@ -88,3 +89,22 @@ def test_an_mlflow_script_logs_to_momentum_monitor_unchanged(mlflow_url: str) ->
     assert series[int(run_id)]["steps"] == list(range(1000))
     assert series[int(run_id)]["values"][-1] == 2.0 / 1000
     assert len(series[native["id"]]["steps"]) == 500
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_mlflow_tracking_token_is_the_bearer_token(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    env = {"MOMENTUM_DATABASE_URL": database_url, "MOMENTUM_TOKEN": "full-secret"}
+    with live_server(env) as url:
+        client = MlflowClient(tracking_uri=url)
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "wrong")
+        with pytest.raises(MlflowException) as refused:
+            client.create_run("0")
+        assert refused.value.error_code == "UNAUTHENTICATED"
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "full-secret")
+        run = client.create_run("0", run_name="with-token")
+        client.log_metric(run.info.run_id, "loss", 0.5, step=3)
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [0.5]
