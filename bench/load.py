@@ -2,9 +2,11 @@
 
 Starts `momentum serve` (SQLite in a fresh data dir; PostgreSQL with --database-url or
 --throwaway-postgres), then for --duration seconds (default 60) runs --writers clients
-(default 32) each logging --batch-point batches (loss and accuracy, step after step)
-into its own run, and --readers clients (default 8) each reloading a compare view (the
-curves of 8 runs, smoothed, max_points=1000) and the run list, as dashboards do.
+(default 32) each logging a --batch-point batch (loss and accuracy, step after step)
+into its own run every --interval seconds (default 0.25, as a reporter flushes; 0 sends
+back to back and measures saturation), and --readers clients (default 8) each
+reloading a compare view (the curves of 8 runs, smoothed, max_points=1000) and the run
+list every --read-interval seconds (default 0.5), as live dashboards refresh.
 Loopback only; the counts and the time are bounded by the flags.
 
 Prints, per kind of request: requests, points/s (writers), p50/p99 latency, errors.
@@ -59,9 +61,13 @@ def _batch(first_step: int, size: int) -> bytes:
     return orjson.dumps({"points": points})
 
 
-async def _write(http: httpx.AsyncClient, run_id: int, size: int, until: float, tally: Tally):  # type: ignore[no-untyped-def]
-    step = 0
+async def _write(  # type: ignore[no-untyped-def]
+    http: httpx.AsyncClient, run_id: int, args: argparse.Namespace, until: float, tally: Tally
+):
+    """One training job's reporter: a batch every --interval seconds (0: back to back)."""
+    step, size = 0, args.batch
     headers = {"content-type": "application/json"}
+    next_send = time.monotonic()
     while time.monotonic() < until:
         body = _batch(step, size)
         started = time.perf_counter()
@@ -73,11 +79,19 @@ async def _write(http: httpx.AsyncClient, run_id: int, size: int, until: float, 
         except httpx.HTTPError:
             tally.record(started, False)
         step += size // 2
+        next_send += args.interval
+        await asyncio.sleep(max(0.0, next_send - time.monotonic()))
 
 
-async def _read(
-    http: httpx.AsyncClient, run_ids: list[int], until: float, views: Tally, lists: Tally
-):  # type: ignore[no-untyped-def]
+async def _read(  # type: ignore[no-untyped-def]
+    http: httpx.AsyncClient,
+    run_ids: list[int],
+    args: argparse.Namespace,
+    until: float,
+    views: Tally,
+    lists: Tally,
+):
+    """One open dashboard: the compare view and the run list, every --read-interval s."""
     query = {
         "run_ids": ",".join(map(str, run_ids[:8])),
         "keys": "loss",
@@ -95,6 +109,7 @@ async def _read(
                 tally.record(started, response.status_code == 200)
             except httpx.HTTPError:
                 tally.record(started, False)
+        await asyncio.sleep(args.read_interval)
 
 
 async def _load(base_url: str, args: argparse.Namespace) -> tuple[dict[str, Tally], float]:
@@ -113,9 +128,9 @@ async def _load(base_url: str, args: argparse.Namespace) -> tuple[dict[str, Tall
         tallies = {"ingest": Tally(), "compare view": Tally(), "run list": Tally()}
         started = time.monotonic()
         until = started + args.duration
-        writers = [_write(http, run_id, args.batch, until, tallies["ingest"]) for run_id in run_ids]
+        writers = [_write(http, run_id, args, until, tallies["ingest"]) for run_id in run_ids]
         readers = [
-            _read(http, run_ids, until, tallies["compare view"], tallies["run list"])
+            _read(http, run_ids, args, until, tallies["compare view"], tallies["run list"])
             for _ in range(args.readers)
         ]
         await asyncio.gather(*writers, *readers)
@@ -127,7 +142,8 @@ def _table(
 ) -> Table:
     title = (
         f"Momentum Monitor under load ({backend}, {args.writers} writers x {args.batch}-point "
-        f"batches, {args.readers} readers, {elapsed:.0f} s)"
+        f"batches every {args.interval} s, {args.readers} readers every {args.read_interval} s, "
+        f"{elapsed:.0f} s)"
     )
     table = Table(title=title)
     for column in ("requests", "requests/s", "points/s", "p50 ms", "p99 ms", "errors"):
@@ -169,6 +185,16 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=32, help="at most 256")
     parser.add_argument("--readers", type=int, default=8, help="at most 64")
     parser.add_argument("--batch", type=int, default=200, help="points per ingest request")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.25,
+        help="seconds between one writer's batches, as a reporter flushes (0: back to back, "
+        "which measures saturation: latency then is queueing behind the other writers)",
+    )
+    parser.add_argument(
+        "--read-interval", type=float, default=0.5, help="seconds between a reader's refreshes"
+    )
     parser.add_argument("--server-workers", type=int, default=1, help="momentum serve --workers")
     args = parser.parse_args()
     if not (0 < args.duration <= 600 and 0 < args.writers <= 256 and 0 <= args.readers <= 64):
