@@ -59,7 +59,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--screenshot", type=Path, default=Path("dashboard-bench.png"))
+    parser.add_argument(
+        "--screenshot", type=Path, default=Path(tempfile.gettempdir()) / "dashboard-bench.png"
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="momentum-dashboard-bench-"))
     database_url = f"sqlite:///{data_dir / 'momentum.sqlite3'}"
