@@ -36,8 +36,8 @@ from trainer.results import (
     MetricSink,
     NullSink,
     RecordingSink,
-    Tally,
     TrainResult,
+    run_schedule,
     total_norm,
 )
 
@@ -223,31 +223,17 @@ def train(
     dataset (it must be the one `config` names).
     """
     setup = prepare(config, dtype=dtype, data=data)
-    sink = sink if sink is not None else NullSink()
-    tally, cancelled = Tally(), False
-    started = time.perf_counter()
-    for step in range(config.steps):
-        cancelled = should_stop is not None and should_stop()
-        final = cancelled or step == config.steps - 1
-        values: dict[str, float] = {}
-        if final or step % config.log_every == 0:
-            values = _logged_train_step(setup)
-            tally.record(values)
-            final = final or (tally.diverged and config.stop_on_divergence)
-        else:
-            train_step(setup.model, setup.optimizer, setup.loss_fn, *setup.sampler.next_batch())
-        if final or step % config.eval_every == 0:
-            evaluation = setup.validation_values()
-            values.update(evaluation)
-            tally.record(evaluation)
-        tally.steps_done = step + 1
-        if values:
-            sink.log(step, values)
-        if on_progress is not None and "loss" in values:
-            on_progress(tally.steps_done, config.steps)
-        if final:
-            break
-    return tally.result(time.perf_counter() - started, cancelled)
+    return run_schedule(
+        config,
+        sink if sink is not None else NullSink(),
+        logged_step=lambda: _logged_train_step(setup),
+        plain_step=lambda: train_step(
+            setup.model, setup.optimizer, setup.loss_fn, *setup.sampler.next_batch()
+        ),
+        evaluate=setup.validation_values,
+        should_stop=should_stop,
+        on_progress=on_progress,
+    )
 
 
 __all__ = [

@@ -26,7 +26,7 @@ import numpy as np
 
 from momentum.contract.training import TrainingConfig
 from trainer.datasets import ArrayDataset, BatchOrder, DataInfo, arrays_for, linear_init
-from trainer.results import MetricSink, NullSink, Tally, TrainResult, total_norm
+from trainer.results import MetricSink, NullSink, TrainResult, run_schedule, total_norm
 
 UpdateRule = Callable[[np.ndarray, np.ndarray, np.ndarray, float, float], None]
 
@@ -209,37 +209,25 @@ def train(
     rule = RULES[config.optimizer]
     buffers = [np.zeros_like(w) for w in model.params]
     order = BatchOrder(len(data.y_train), config.batch_size, config.seed)
-    sink = sink if sink is not None else NullSink()
-    tally, cancelled = Tally(), False
-    started = time.perf_counter()
+
+    def next_batch() -> tuple[np.ndarray, np.ndarray]:
+        if order.full_batch:
+            return data.x_train, data.y_train
+        indices = order.next_indices()
+        return data.x_train[indices], data.y_train[indices]
+
     with np.errstate(all="ignore"):  # divergence overflows to Inf/NaN: an outcome, not an error
-        for step in range(config.steps):
-            cancelled = should_stop is not None and should_stop()
-            final = cancelled or step == config.steps - 1
-            if order.full_batch:
-                x, y = data.x_train, data.y_train
-            else:
-                indices = order.next_indices()
-                x, y = data.x_train[indices], data.y_train[indices]
-            values: dict[str, float] = {}
-            if final or step % config.log_every == 0:
-                values = _logged_step(model, rule, buffers, config, x, y, classification)
-                tally.record(values)
-                final = final or (tally.diverged and config.stop_on_divergence)
-            else:
-                train_step(model, rule, buffers, config, x, y)
-            if final or step % config.eval_every == 0:
-                evaluation = evaluate(model, data.x_val, data.y_val, classification)
-                values.update(evaluation)
-                tally.record(evaluation)
-            tally.steps_done = step + 1
-            if values:
-                sink.log(step, values)
-            if on_progress is not None and "loss" in values:
-                on_progress(tally.steps_done, config.steps)
-            if final:
-                break
-    return tally.result(time.perf_counter() - started, cancelled)
+        return run_schedule(
+            config,
+            sink if sink is not None else NullSink(),
+            logged_step=lambda: _logged_step(
+                model, rule, buffers, config, *next_batch(), classification
+            ),
+            plain_step=lambda: train_step(model, rule, buffers, config, *next_batch()),
+            evaluate=lambda: evaluate(model, data.x_val, data.y_val, classification),
+            should_stop=should_stop,
+            on_progress=on_progress,
+        )
 
 
 __all__ = [

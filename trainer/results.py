@@ -6,6 +6,7 @@ Imports neither torch nor keras, so the NumPy trainer stays pure NumPy.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -113,3 +114,43 @@ __all__ = [
     "Trainer",
     "total_norm",
 ]
+
+
+def run_schedule(
+    config: TrainingConfig,
+    sink: MetricSink,
+    *,
+    logged_step: Callable[[], dict[str, float]],
+    plain_step: Callable[[], object],
+    evaluate: Callable[[], dict[str, float]],
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """The step schedule every hand-written loop shares, whatever the framework: which
+    steps log (`logged_step` trains and returns the step's values), which only train,
+    which evaluate; divergence and `should_stop` make a step the final one (logged and
+    evaluated); `on_progress` gets `(steps_done, config.steps)` on every logged step."""
+    tally, cancelled = Tally(), False
+    started = time.perf_counter()
+    for step in range(config.steps):
+        cancelled = should_stop is not None and should_stop()
+        final = cancelled or step == config.steps - 1
+        values: dict[str, float] = {}
+        if final or step % config.log_every == 0:
+            values = logged_step()
+            tally.record(values)
+            final = final or (tally.diverged and config.stop_on_divergence)
+        else:
+            plain_step()
+        if final or step % config.eval_every == 0:
+            evaluation = evaluate()
+            values.update(evaluation)
+            tally.record(evaluation)
+        tally.steps_done = step + 1
+        if values:
+            sink.log(step, values)
+        if on_progress is not None and "loss" in values:
+            on_progress(tally.steps_done, config.steps)
+        if final:
+            break
+    return tally.result(time.perf_counter() - started, cancelled)
