@@ -1,10 +1,17 @@
 # One image for the service and for workers. The service target installs no ML stack.
+# The dashboard's pinned Plotly.js basic bundle (service/vendor/package-lock.json).
+FROM node:20-slim AS dashboard-js
+WORKDIR /vendor
+COPY service/vendor/package.json service/vendor/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY momentum ./momentum
 COPY service ./service
+COPY --from=dashboard-js /vendor/node_modules ./service/vendor/node_modules
 COPY trainer ./trainer
 COPY migrations ./migrations
 

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The dashboard's charting library (Plotly.js basic bundle), pinned by service/vendor/package-lock.json.
+DASHBOARD_JS := service/vendor/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -16,7 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[trainer,keras,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(DASHBOARD_JS): service/vendor/package.json service/vendor/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix service/vendor --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the dashboard serves the full Plotly.js bundle (slower first load)"; \
+	fi
+
+install: $(STAMP) $(DASHBOARD_JS)
 
 ## Install everything, then `momentum up --demo`: SQLite in ./data, migrations, the service on
 ## http://$(HOST):$(PORT), two local workers, and a demo momentum sweep

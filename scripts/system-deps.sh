@@ -7,6 +7,8 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # The dashboard tests drive Debian's chromium through Playwright (never `playwright install`).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# npm installs the dashboard's pinned Plotly.js bundle (service/vendor/package-lock.json).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

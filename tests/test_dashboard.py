@@ -144,6 +144,32 @@ def test_selecting_two_runs_draws_two_traces_per_chart(service: str, opened: Ope
     assert ranked == str(fast)  # lower final loss ranks first
 
 
+def test_a_shared_compare_link_draws_its_keys_then_offers_the_others(
+    service: str, opened: Opened
+) -> None:
+    """A link naming runs and keys draws those charts first (with the basic Plotly.js
+    bundle), then lists every key the runs have and fills the summary."""
+    first, second = make_run(service, "link-a"), make_run(service, "link-b", momentum=0.5)
+    for run_id in (first, second):
+        log_curve(service, run_id, range(0, 120))
+        body = {"points": [{"key": "lr", "step": s, "value": 0.1} for s in range(0, 120)]}
+        assert httpx.post(f"{service}{API}/runs/{run_id}/metrics", json=body).status_code == 200
+    page = opened.page
+    page.goto(f"{service}/?view=compare&runs={first},{second}&keys=loss")
+    wait_for_traces(page, "loss", 2)
+    assert page.locator("#chart-accuracy").count() == 0
+    page.wait_for_function("document.querySelectorAll('#key-choices input').length === 3")
+    offered = page.locator("#key-choices input").evaluate_all(
+        "boxes => boxes.map(b => [b.value, b.checked])"
+    )
+    assert offered == [["accuracy", False], ["loss", True], ["lr", False]]
+    page.wait_for_function("document.querySelectorAll('#summary-table tbody tr').length === 2")
+    traces = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces).sort()")
+    assert traces == ["bar", "pie", "scatter"], (
+        "not the basic bundle: npm ci --prefix service/vendor"
+    )
+
+
 def test_smoothing_slider_changes_the_plotted_values(service: str, opened: Opened) -> None:
     run_id = make_run(service, "smooth-me")
     noisy = [

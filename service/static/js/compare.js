@@ -5,7 +5,12 @@ import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "
 import { plotly } from "./plotly.js";
 import * as url from "./url.js";
 
-const MAX_POINTS = 2000; // per series and view: a zoomed range this short comes back whole
+// Points per series and view: about one per device pixel across the chart, so a zoomed
+// range that short comes back whole and a long one costs no more than the screen shows.
+function maxPoints() {
+  const width = document.getElementById("charts").clientWidth || 1200;
+  return Math.min(4000, Math.max(500, Math.round(width * (window.devicePixelRatio || 1))));
+}
 const NON_FINITE = new Set(["NaN", "Infinity", "-Infinity"]);
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04",
   "#db2777", "#4b5563", "#65a30d"];
@@ -56,18 +61,23 @@ export async function show() {
   range = null;
   readOptions();
   const asked = url.params().get("keys")?.split(",").filter(Boolean);
-  // Keys named in the URL: fetch the curves at once, beside the runs and their keys.
+  // Keys named in the URL: fetch the curves at once, beside the runs, and draw them
+  // before asking which other keys the runs have (that list only fills the choices).
   const early = asked && ids.length ? fetchCurves(ids, asked) : null;
-  const [loaded, listed] = await Promise.all([
-    Promise.all(ids.map((id) => get(`/api/v1/runs/${id}`))),
-    Promise.all(ids.map((id) => get(`/api/v1/runs/${id}/metrics`))),
-  ]);
-  runs = loaded;
-  const available = [...new Set(listed.flatMap((l) => l.items.map((s) => s.key)))].sort();
+  runs = await Promise.all(ids.map((id) => get(`/api/v1/runs/${id}`)));
+  if (asked) keys = asked;
+  const charted = early ? drawCharts(early) : null;
+  const available = await availableKeys(ids, charted);
   keys = asked ?? defaultKeys(available);
   renderKeyChoices(available);
   renderSummaryChoices(available);
-  await Promise.all([drawCharts(early), drawSummary()]);
+  await Promise.all([charted ?? drawCharts(), drawSummary()]);
+}
+
+async function availableKeys(ids, after) {
+  await after?.catch(() => null); // its own caller reports a failed draw
+  const listed = await Promise.all(ids.map((id) => get(`/api/v1/runs/${id}/metrics`)));
+  return [...new Set(listed.flatMap((l) => l.items.map((s) => s.key)))].sort();
 }
 
 function defaultKeys(available) {
@@ -178,7 +188,7 @@ function fetchCurves(runIds = runs.map((r) => r.id), keyList = keys) {
     keys: keyList.join(","),
     x: query.get("x") ?? "step",
     smoothing: smoothing > 0 ? smoothing : null,
-    max_points: MAX_POINTS,
+    max_points: maxPoints(),
     start_step: range ? Math.max(0, Math.floor(range[0])) : null,
     end_step: range ? Math.max(0, Math.ceil(range[1])) : null,
   });
