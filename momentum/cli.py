@@ -6,6 +6,8 @@ them, so `momentum serve` starts without torch and `momentum train` without Fast
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 import momentum
@@ -82,6 +84,64 @@ def db_current() -> None:
     finally:
         engine.dispose()
     click.echo(f"current: {current}\nhead:    {head_revision()}")
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(path: Path) -> None:
+    """Copy the SQLite database to PATH (a new file), safely while the service runs.
+
+    PostgreSQL: use pg_dump (see the message it prints)."""
+    from service.backup import BackupError, backup
+    from service.settings import Settings
+
+    try:
+        report = backup(Settings(), path)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"backed up to {report.path} ({report.size_bytes:,} bytes, revision {report.revision})"
+    )
+
+
+@db.command("copy")
+@click.option(
+    "--from",
+    "source",
+    help="Source database URL [default: the configured database, $MOMENTUM_DATABASE_URL].",
+)
+@click.option(
+    "--to", "target", required=True, help="Target database URL: new and empty (migrated here)."
+)
+@click.option(
+    "--batch-rows",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows per insert.",
+)
+def db_copy(source: str | None, target: str, batch_rows: int) -> None:
+    """Copy every run, point, job, sweep, event, … into an empty database, e.g. from
+    SQLite to PostgreSQL; verify row counts and digests. Stop the service first: what it
+    writes after the copy starts is not copied."""
+    from sqlalchemy.exc import OperationalError
+
+    from service.dbcopy import CopyError, TableCopy, copy_database
+    from service.settings import Settings
+
+    source = source or Settings().sqlalchemy_url
+
+    def progress(table: TableCopy) -> None:
+        click.echo(f"  {table.name:<14} {table.rows:>12,} rows")
+
+    click.echo(f"copying {_redacted(source)} -> {_redacted(target)}")
+    try:
+        report = copy_database(source, target, batch_rows=batch_rows, on_table=progress)
+    except CopyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OperationalError as exc:
+        raise click.ClickException(f"database unreachable or refused: {exc.orig}") from exc
+    click.echo(f"copied {report.rows:,} rows; counts and digests match")
 
 
 main.add_command(train)
