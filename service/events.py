@@ -29,6 +29,7 @@ KINDS = ("points", "run", "job")
 # Any constant: the advisory lock that orders event ids by commit on PostgreSQL.
 _EVENT_ORDER_LOCK = 0x6D6F6D65
 _PENDING = "momentum_events"
+_EVENTS = Event.metadata.tables["events"]
 _RUN_FIELDS = ("status", "diverged", "name", "sweep_id")
 _JOB_FIELDS = ("status", "progress_step", "progress_total", "cancel_requested", "run_id")
 
@@ -116,7 +117,11 @@ def _write_pending(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENT_ORDER_LOCK})
     now = utcnow()
-    session.execute(insert(Event), [{**row, "created_at": now} for row in pending.values()])
+    # Core on the session's connection: the ORM's bulk insert took ~0.2 ms more CPU per
+    # commit (0.52 against 0.33 ms for a write transaction with one event), paid by
+    # every ingest request.
+    rows = [{**row, "created_at": now} for row in pending.values()]
+    session.connection().execute(insert(_EVENTS), rows)
 
 
 def _forget_pending(session: Session, *_: Any) -> None:

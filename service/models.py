@@ -114,6 +114,8 @@ class Series(Base):
     # lists read them without touching points or blocks.
     last_step: Mapped[int | None] = mapped_column(BigInteger)
     last_value: Mapped[float | None] = mapped_column(Float)
+    # How many point_chunks rows the block of last_step holds (when to fold them).
+    tail_chunks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Point(Base):
@@ -149,6 +151,24 @@ class PointBlock(Base):
     count: Mapped[int] = mapped_column(Integer)
     # Extremes of the block's finite values (NULL: none), so "best loss" is an aggregate
     # over block rows instead of a read of every blob.
+    min_value: Mapped[float | None] = mapped_column(Float)
+    max_value: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PointChunk(Base):
+    """A series' newest points as one batch appended them, in the layout of a block;
+    they fold into their block later (see storage/blocks.py). A rowid table on SQLite:
+    its rows are blobs of kilobytes, which WITHOUT ROWID stores poorly."""
+
+    __tablename__ = "point_chunks"
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    first_step: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
     min_value: Mapped[float | None] = mapped_column(Float)
     max_value: Mapped[float | None] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from service.models import Point, PointBlock
+from service.models import Point, PointBlock, PointChunk
 
 
 def make_run(client: TestClient, **overrides: Any) -> dict[str, Any]:
@@ -33,8 +33,9 @@ def log_points(client: TestClient, run_id: int, batch: list[dict[str, Any]]) -> 
 
 
 def stored_point_count(engine: Engine) -> int:
-    """Points held in storage, as rows and inside blocks alike."""
+    """Points held in storage, as rows and inside blocks and chunks alike."""
     with Session(engine) as session:
         rows = session.scalar(select(func.count()).select_from(Point)) or 0
         in_blocks = session.scalar(select(func.coalesce(func.sum(PointBlock.count), 0))) or 0
-    return int(rows) + int(in_blocks)
+        in_chunks = session.scalar(select(func.coalesce(func.sum(PointChunk.count), 0))) or 0
+    return int(rows) + int(in_blocks) + int(in_chunks)

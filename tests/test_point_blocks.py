@@ -1,4 +1,4 @@
-"""Sealed blocks: older points move into packed arrays without changing any answer."""
+"""Blocks and chunks: points live in packed arrays without changing any answer."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service import Settings, create_app
 from service.db import make_engine
 from service.migrate import downgrade, upgrade
-from service.models import Point, PointBlock, Series
+from service.models import Point, PointBlock, PointChunk, Series
 from service.storage.blocks import BLOCK_STEPS, RECORD_DTYPE, merge
 from tests.factories import log_points, make_run, points
 
@@ -30,12 +30,17 @@ def _log_in_batches(client: TestClient, run_id: int, batch: list[dict], size: in
         log_points(client, run_id, batch[start : start + size])
 
 
-def _storage(engine: Engine) -> tuple[int, int, int]:
+def _storage(engine: Engine) -> tuple[int, int, int, int]:
+    """Rows, block rows, chunk rows, and the points blocks and chunks hold."""
     with Session(engine) as session:
         rows = session.scalar(select(func.count()).select_from(Point))
         block_count = session.scalar(select(func.count()).select_from(PointBlock))
-        sealed_points = session.scalar(select(func.coalesce(func.sum(PointBlock.count), 0)))
-    return int(rows or 0), int(block_count or 0), int(sealed_points or 0)
+        chunk_count = session.scalar(select(func.count()).select_from(PointChunk))
+        packed = sum(
+            int(session.scalar(select(func.coalesce(func.sum(piece.count), 0))) or 0)
+            for piece in (PointBlock, PointChunk)
+        )
+    return int(rows or 0), int(block_count or 0), int(chunk_count or 0), packed
 
 
 def test_points_are_stored_in_blocks_and_read_back_unchanged(
@@ -46,8 +51,9 @@ def test_points_are_stored_in_blocks_and_read_back_unchanged(
     batch[10]["value"] = "NaN"
     batch[5000]["value"] = "-Infinity"
     _log_in_batches(client, run["id"], batch)
-    rows, block_count, sealed_points = _storage(engine)
-    assert (rows, block_count, sealed_points) == (0, 4, STEPS)  # appended to the tail block
+    # Three full blocks folded as the series passed them; the tail block's points are
+    # the last batch's chunk.
+    assert _storage(engine) == (0, 3, 1, STEPS)
     history = _history(client, run["id"])
     assert history["steps"] == list(range(STEPS))
     assert history["values"][10] == "NaN" and history["values"][5000] == "-Infinity"
@@ -72,7 +78,8 @@ def test_late_points_merge_into_sealed_blocks_newest_winning(
     history = _history(client, run["id"])
     assert history["steps"] == list(range(STEPS))
     assert set(history["values"]) == {2.0}
-    assert sum(_storage(engine)[0::2]) == STEPS  # rows + sealed points: each step once
+    rows, _, _, packed = _storage(engine)
+    assert rows + packed == STEPS  # each step once
     log_points(client, run["id"], [{"key": "loss", "step": 7, "value": "Infinity"}])
     assert _history(client, run["id"], start_step=6, end_step=8)["values"] == [
         2.0,
@@ -86,14 +93,14 @@ def test_sparse_and_huge_steps_seal_only_what_exists(client: TestClient, engine:
     steps = [0, 100, 5_000, 10**12]
     log_points(client, run["id"], [{"key": "val", "step": s, "value": s} for s in steps])
     assert _history(client, run["id"], "val")["steps"] == steps
-    assert _storage(engine) == (0, 3, 4)
+    assert _storage(engine) == (0, 2, 1, 4)  # blocks 0 and 1, a chunk at 10**12
 
 
 def test_deleting_a_run_deletes_its_blocks(client: TestClient, engine: Engine) -> None:
     run = make_run(client)
     _log_in_batches(client, run["id"], points("loss", range(2 * BLOCK_STEPS + 1)))
     assert client.delete(f"/api/v1/runs/{run['id']}").status_code == 204
-    assert _storage(engine) == (0, 0, 0)
+    assert _storage(engine) == (0, 0, 0, 0)
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(Series)) == 0
 
@@ -164,7 +171,7 @@ def test_series_written_before_revision_0004_read_alike_and_move_into_blocks(
             assert history["steps"] == list(range(4200))
             assert history["values"][4100] == "NaN" and history["values"][0] == 3.0
             log_points(client, run_id, points("loss", range(4200, 4300)))
-            assert _storage(engine) == (0, 2, 4300)  # the rows moved into their block
+            assert _storage(engine) == (0, 2, 1, 4300)  # the rows moved into their block
             history = _history(client, run_id)
             assert history["steps"] == list(range(4300))
             assert history["values"][4100] == "NaN" and history["values"][4150] == 1.0 / 4150

@@ -74,9 +74,9 @@ def parse_batch(body: bytes, max_points: int) -> list[MetricPoint]:
 
 
 def _store(app: FastAPI, run_id: int, points: list[MetricPoint]) -> IngestResult:
-    received_at = time.time()
+    batch = metric_store.prepare(points, time.time())  # before taking the write lock
     with transaction(app.state.sessions, write=True, queue=True) as session:
-        outcome = metric_store.ingest(session, run_id, points, received_at)
+        outcome = metric_store.ingest_prepared(session, run_id, batch)
         if outcome is None:
             raise not_found("run", run_id)
     app.state.observability.points_ingested.inc(outcome.accepted)

@@ -1,4 +1,4 @@
-"""Point blocks: the columnar, array-at-a-time home of a series' points.
+"""Point blocks and chunks: the columnar, array-at-a-time home of a series' points.
 
 A block holds up to BLOCK_STEPS consecutive steps of one series as three little-endian
 arrays (step int64, value float64, wall_time float64) in one `point_blocks` row, with
@@ -6,26 +6,39 @@ its step range, count and finite extremes beside it. A 100,000-point history is 
 blobs handed to numpy without a Python object per point, where row reads cost ~1 µs
 per point (DESIGN.md, "Facts measured").
 
-Ingest appends a training loop's next points straight to the tail block: rewriting a
-~100 KB blob costs less than inserting 1,000 rows (measured with bench/ingest.py:
-about 2x the points/s on SQLite and on PostgreSQL, whose MVCC copies the blob each
-time but still writes less than it does for the rows and their index). A late point
-(e.g. a retried job restarting at step 0) is merged into its block, newest value
-winning.
+A training loop's next points (every step above the series' last one) are appended as
+a small `point_chunks` row of the same layout: the cost of a batch is its own size.
+Rewriting the tail block instead cost up to ~100 KB per series per batch (bench/load.py:
+32 writers of 200-point batches spent most of the write lock doing it; PostgreSQL kept
+a dead ~100 KB copy each time). The chunks of a block fold into its row when the series
+moves past the block, or when CHUNK_LIMIT of them have gathered (tiny batches), so each
+point is rewritten about once more, not once per batch.
+
+What keeps reads simple: the pieces of a series (block rows and chunks) never overlap.
+A chunk only ever holds steps above everything stored for its series, and a block row
+is only ever written by `fold`, which takes that block's chunks into it. So a read
+concatenates the pieces in step order with no merging. A late point (e.g. a retried
+job restarting at step 0) is folded into its block, newest value winning.
 
 Rows in `points` come from databases written before revision 0004, which kept each
-series' tail as rows: steps below `series.sealed_until` live in blocks, steps at or
-above it in rows, never both. Ingest moves a series' rows into blocks as the series
-passes them, and reads take both.
+series' tail as rows: steps below `series.sealed_until` live in blocks and chunks,
+steps at or above it in rows, never both. The first ingest into such a series moves
+its rows into blocks, and reads take both.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from service.storage.driver import DriverCursor
 
 BLOCK_STEPS = 4096
+# Chunks a tail block gathers before they fold into its row: a reader of a tail made
+# of 1-point batches reads at most this many small blobs.
+CHUNK_LIMIT = 64
 RECORD_DTYPE = np.dtype([("step", "<i8"), ("value", "<f8"), ("wall_time", "<f8")])
 
 _BLOCK_SQL = "SELECT data FROM point_blocks WHERE series_id = {p} AND block = {p}"
@@ -38,15 +51,32 @@ _SAVE_BLOCK_SQL = (
     "count = excluded.count, min_value = excluded.min_value, "
     "max_value = excluded.max_value, data = excluded.data"
 )
+_CHUNKS_SQL = (
+    "SELECT data FROM point_chunks WHERE series_id = {p} "
+    "AND first_step >= {p} AND first_step <= {p} ORDER BY first_step"
+)
+_DELETE_CHUNKS_SQL = (
+    "DELETE FROM point_chunks WHERE series_id = {p} AND first_step >= {p} AND first_step <= {p}"
+)
+_ADD_CHUNK_SQL = (
+    "INSERT INTO point_chunks "
+    "(series_id, first_step, last_step, count, min_value, max_value, data) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
 # NULL (NaN) comes back as the text 'NaN' (a float8 on PostgreSQL); numpy reads it as NaN.
 _ROWS_SQL = (
     "SELECT step, COALESCE(value, {nan}), wall_time FROM points "
     "WHERE series_id = {p} AND step >= {p} AND step <= {p} ORDER BY step"
 )
 _DELETE_ROWS_SQL = "DELETE FROM points WHERE series_id = {p} AND step >= {p} AND step <= {p}"
-_BLOCKS_IN_RANGE_SQL = (
-    "SELECT data FROM point_blocks WHERE series_id = {p} "
-    "AND last_step >= {p} AND first_step <= {p} ORDER BY block"
+# Pieces never overlap, so ordering them by first step orders every point.
+_PIECES_IN_RANGE_SQL = (
+    "SELECT first_step, data FROM point_blocks WHERE series_id = {p} "
+    "AND last_step >= {p} AND first_step <= {p} "
+    "UNION ALL "
+    "SELECT first_step, data FROM point_chunks WHERE series_id = {p} "
+    "AND last_step >= {p} AND first_step <= {p} "
+    "ORDER BY 1"
 )
 
 
@@ -86,31 +116,109 @@ def _finite_extremes(values: np.ndarray) -> tuple[float | None, float | None]:
     return float(finite.min()), float(finite.max())
 
 
-def write_block(cursor: DriverCursor, series_id: int, block: int, records: np.ndarray) -> None:
-    stored = cursor.execute(_BLOCK_SQL, (series_id, block))
-    older = np.frombuffer(stored[0][0], dtype=RECORD_DTYPE) if stored else records[:0]
-    records = merge(older, records)
+def _piece(series_id: int, records: np.ndarray) -> tuple[Any, ...]:
+    """first_step, last_step, count, min_value, max_value, data of sorted records."""
     steps = records["step"]
-    params = (
-        series_id,
-        block,
-        int(steps[0]),
-        int(steps[-1]),
-        len(records),
-        *_finite_extremes(records["value"]),
-        records.tobytes(),
-    )
-    cursor.execute(_SAVE_BLOCK_SQL, params)
+    extremes = _finite_extremes(records["value"])
+    return (series_id, int(steps[0]), int(steps[-1]), len(records), *extremes, records.tobytes())
+
+
+def _block_range(block: int) -> tuple[int, int]:
+    # Inclusive: the last block's end is 2**63 - 1, one past it would overflow BIGINT.
+    return block * BLOCK_STEPS, block * BLOCK_STEPS + (BLOCK_STEPS - 1)
+
+
+def _save_block(cursor: DriverCursor, series_id: int, block: int, records: np.ndarray) -> None:
+    series, *rest = _piece(series_id, records)
+    cursor.execute(_SAVE_BLOCK_SQL, (series, block, *rest))
+
+
+def fold(cursor: DriverCursor, series_id: int, block: int, records: np.ndarray) -> None:
+    """Merge `records` (sorted, each step once) into the block: its row, its chunks and
+    the records become its row, newest winning; the chunks go."""
+    low, high = _block_range(block)
+    stored = cursor.execute(_BLOCK_SQL, (series_id, block))
+    chunks = cursor.execute(_CHUNKS_SQL, (series_id, low, high))
+    if not chunks and not len(records):
+        return  # nothing to fold in
+    pieces = [np.frombuffer(data, dtype=RECORD_DTYPE) for (data,) in stored + chunks]
+    if chunks:
+        cursor.execute(_DELETE_CHUNKS_SQL, (series_id, low, high))
+    older = np.concatenate(pieces) if pieces else records[:0]
+    merged = merge(older, records)
+    if len(merged):
+        _save_block(cursor, series_id, block, merged)
+
+
+class SeriesWriter:
+    """Writes batches into series (see the module docstring), keeping the chunk inserts
+    of the whole batch for one executemany (pipelined on PostgreSQL)."""
+
+    def __init__(self, cursor: DriverCursor) -> None:
+        self.cursor = cursor
+        self.chunks: list[tuple[Any, ...]] = []
+
+    def write(
+        self, series_id: int, last_step: int | None, tail_chunks: int, records: np.ndarray
+    ) -> int:
+        """Store `records` (sorted, each step once) into a series whose highest step is
+        `last_step` and whose tail block holds `tail_chunks` chunks; returns how many
+        chunks the series' tail block holds afterwards."""
+        tail = None if last_step is None else last_step // BLOCK_STEPS
+        if last_step is None or records["step"][0] > last_step:
+            return self._append(series_id, tail, tail_chunks, records)
+        return self._merge(series_id, tail, tail_chunks, records)
+
+    def _append(
+        self, series_id: int, tail: int | None, tail_chunks: int, records: np.ndarray
+    ) -> int:
+        """Every step is above the series' last: blocks past the tail are new."""
+        blocks = records["step"] // BLOCK_STEPS
+        newest = int(blocks[-1])
+        if blocks[0] != newest:
+            for block in np.unique(blocks[blocks < newest]).tolist():
+                part = records[blocks == block]
+                if block == tail:
+                    fold(self.cursor, series_id, block, part)
+                else:
+                    _save_block(self.cursor, series_id, block, part)
+            records = records[blocks == newest]
+        if tail is not None and tail < newest:
+            if tail < int(blocks[0]):  # the old tail got no records: seal it as it is
+                fold(self.cursor, series_id, tail, records[:0])
+            tail_chunks = 0
+        if tail_chunks >= CHUNK_LIMIT:
+            fold(self.cursor, series_id, newest, records)
+            return 0
+        self.chunks.append(_piece(series_id, records))
+        return tail_chunks + 1
+
+    def _merge(
+        self, series_id: int, tail: int | None, tail_chunks: int, records: np.ndarray
+    ) -> int:
+        """Late or repeated steps: fold every block they touch, and the old tail if the
+        series moves past it, so chunks stay in the tail block alone."""
+        blocks = records["step"] // BLOCK_STEPS
+        touched = np.unique(blocks).tolist()
+        for block in touched:
+            fold(self.cursor, series_id, block, records[blocks == block])
+        newest = max(touched[-1], tail if tail is not None else touched[-1])
+        if tail is not None and tail != newest and tail not in touched:
+            fold(self.cursor, series_id, tail, records[:0])
+        return 0 if newest in touched else tail_chunks
+
+    def flush(self) -> None:
+        if self.chunks:
+            self.cursor.executemany(_ADD_CHUNK_SQL, self.chunks)
+            self.chunks = []
 
 
 def write_to_blocks(cursor: DriverCursor, series_id: int, records: np.ndarray) -> None:
-    """Merge records (any order, repeats allowed) into the blocks their steps belong to."""
+    """Fold records (any order, repeats allowed) into the blocks their steps belong to."""
+    records = merge(records[:0], records)
     blocks = records["step"] // BLOCK_STEPS
-    if blocks[0] == blocks[-1] and _ascending(records["step"]):
-        write_block(cursor, series_id, int(blocks[0]), records)
-        return
     for block in np.unique(blocks).tolist():
-        write_block(cursor, series_id, block, records[blocks == block])
+        fold(cursor, series_id, block, records[blocks == block])
 
 
 def rows_in_range(cursor: DriverCursor, series_id: int, start: int, end: int) -> np.ndarray:
@@ -125,12 +233,17 @@ def seal_rows(cursor: DriverCursor, series_id: int, sealed_until: int, through: 
         cursor.execute(_DELETE_ROWS_SQL, (series_id, sealed_until, through))
 
 
+def _pieces(cursor: DriverCursor, series_id: int, start: int, end: int) -> Sequence[Any]:
+    return cursor.execute(_PIECES_IN_RANGE_SQL, (series_id, start, end) * 2)
+
+
 def read_series(cursor: DriverCursor, series_id: int, start: int, end: int) -> np.ndarray:
-    """Steps start..end (inclusive) of one series as records, blocks then rows."""
-    blobs = cursor.execute(_BLOCKS_IN_RANGE_SQL, (series_id, start, end))
+    """Steps start..end (inclusive) of one series as records, pieces then rows."""
+    pieces = _pieces(cursor, series_id, start, end)
     rows = rows_in_range(cursor, series_id, start, end)
-    if not blobs:
+    if not pieces:
         return rows
-    sealed = np.concatenate([np.frombuffer(blob, dtype=RECORD_DTYPE) for (blob,) in blobs])
-    in_range = sealed[(sealed["step"] >= start) & (sealed["step"] <= end)]
-    return np.concatenate([in_range, rows])
+    stored = np.concatenate([np.frombuffer(blob, dtype=RECORD_DTYPE) for _, blob in pieces])
+    if stored["step"][0] < start or stored["step"][-1] > end:
+        stored = stored[(stored["step"] >= start) & (stored["step"] <= end)]
+    return np.concatenate([stored, rows]) if len(rows) else stored
