@@ -10,11 +10,14 @@ replica B's workers wrote. Everything is stopped in finalisers; bounded by deadl
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,11 @@ class WorkerPool:
             process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes[worker_id] = process
 
+    def all_logs(self) -> str:
+        return "".join(
+            (self.directory / f"{name}.log").read_text(errors="replace") for name in self.processes
+        )
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {name}\n{(self.directory / f'{name}.log').read_text(errors='replace')[-2000:]}"
@@ -103,8 +111,9 @@ def replicas(database_url: str) -> Iterator[tuple[str, str]]:
         # One stream for the whole test (the default 25 s would end it and expect a resume).
         "MOMENTUM_EVENT_STREAM_MAX_S": "300",
     }
-    with ServerProcess(env) as a, ServerProcess(env) as b:
-        yield a.start(), b.start()
+    with ServerProcess(env) as a, ServerProcess(env) as b, ThreadPoolExecutor(2) as starting:
+        url_a, url_b = starting.submit(a.start), starting.submit(b.start)
+        yield url_a.result(), url_b.result()
 
 
 @pytest.fixture
@@ -140,27 +149,30 @@ class StreamReader:
         self.thread = threading.Thread(target=self._read, daemon=True)
 
     def _read(self) -> None:
-        try:
-            with self.http.stream("GET", f"{API}/events") as response:
-                assert response.status_code == 200
-                self.opened.set()
-                for event in parse(response.iter_lines()):
-                    self.seen.append(event)
-        except httpx.HTTPError:
-            if not self.stopping.is_set():
-                raise
+        # As a browser's EventSource does: when the stream ends or goes quiet, reconnect
+        # with Last-Event-ID, missing nothing. A short read timeout lets the thread stop.
+        while not self.stopping.is_set():
+            last = self.seen[-1].id if self.seen else None
+            headers = {"Last-Event-ID": str(last)} if last is not None else {}
+            try:
+                with self.http.stream("GET", f"{API}/events", headers=headers) as response:
+                    assert response.status_code == 200
+                    self.opened.set()
+                    for event in parse(response.iter_lines()):
+                        self.seen.append(event)
+            except httpx.ReadTimeout:
+                continue
 
     def __enter__(self) -> StreamReader:
-        self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(5.0, read=None))
+        self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(5.0, read=1.0))
         self.thread.start()
         assert self.opened.wait(10), "the event stream did not open"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # Closing the client cuts the stream, so the replica can stop without waiting on it.
         self.stopping.set()
+        self.thread.join(timeout=10)
         self.http.close()
-        self.thread.join(timeout=5)
 
     def last_steps(self) -> dict[int, int]:
         last: dict[int, int] = {}
@@ -202,12 +214,15 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
         elapsed = time.monotonic() - started
         jobs = all_jobs(http_b, sweep["id"])
 
-        # Claimed once each, by a worker of this pool; nobody's lease lapsed.
+        # Claimed once each (the jobs' counters and the workers' own logs agree), by a
+        # worker of this pool; nobody's lease lapsed.
         assert sorted(job["id"] for job in jobs) == sorted(sweep["job_ids"])
         assert [job["attempts"] for job in jobs] == [1] * 24, jobs
         assert [job["lease_lapses"] for job in jobs] == [0] * 24, jobs
         owners = {job["id"]: job["lease_owner"] for job in jobs}
         assert set(owners.values()) <= set(pool.processes), owners
+        claims = Counter(int(match) for match in re.findall(r"job (\d+): claimed", pool.all_logs()))
+        assert claims == dict.fromkeys(sweep["job_ids"], 1), claims
         run_ids = [job["run_id"] for job in jobs]
         assert len(set(run_ids)) == 24
 
