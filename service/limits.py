@@ -10,6 +10,9 @@ come for `timeout_s`, the same way (uvicorn's own timeouts cover idle keep-alive
 connections, not a body that stalls). Routes read the whole body before they open a
 database session, so a stalled client never holds a pool connection or SQLite's write
 lock (tests/test_limits.py shows it); this bounds how long it holds a socket and a task.
+
+On MLflow's routes both answers come in MLflow's shape, `{"error_code", "message"}`
+(service/mlflow/errors.py), like every other error there.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from momentum.contract import error_response
+from service.mlflow.errors import is_mlflow_path, mlflow_error_body
 
 
 def too_large_message(limit: int) -> str:
@@ -39,9 +43,10 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        mlflow = is_mlflow_path(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send, 413, "body_too_large", too_large_message(self.max_bytes))
+            await _reject(send, mlflow, 413, "body_too_large", too_large_message(self.max_bytes))
             return
         received = 0
         complete = False  # the last part of the body has arrived
@@ -56,7 +61,8 @@ class BodyLimits:
             if waiting.cancelled_caught:
                 if not started:
                     rejected = True
-                    await self._reject(send, 408, "body_timeout", stalled_message(self.timeout_s))
+                    why = stalled_message(self.timeout_s)
+                    await _reject(send, mlflow, 408, "body_timeout", why)
                 return {"type": "http.disconnect"}
             if message["type"] != "http.request":
                 return message
@@ -64,7 +70,8 @@ class BodyLimits:
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 rejected = True
-                await self._reject(send, 413, "body_too_large", too_large_message(self.max_bytes))
+                why = too_large_message(self.max_bytes)
+                await _reject(send, mlflow, 413, "body_too_large", why)
                 return {"type": "http.disconnect"}
             return message
 
@@ -80,13 +87,18 @@ class BodyLimits:
             if not rejected:
                 raise
 
-    @staticmethod
-    async def _reject(send: Send, status: int, code: str, message: str) -> None:
-        body = orjson.dumps(error_response(code, message))
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+async def _reject(send: Send, mlflow: bool, status: int, code: str, message: str) -> None:
+    """Answer and close; in MLflow's error shape on its routes (service/mlflow/errors.py)."""
+    if mlflow:
+        status, body = mlflow_error_body(status, message)
+        raw = orjson.dumps(body)
+    else:
+        raw = orjson.dumps(error_response(code, message))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(raw)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})

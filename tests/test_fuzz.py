@@ -1,24 +1,35 @@
 """Schema fuzzing: schemathesis generates requests from the app's own OpenAPI schema.
 
-Every `/api/v1` operation but the endless event stream is called with generated valid
-and invalid input and the full token; no answer may be a 5xx, and every answer must be
-documented by the schema (status code, content type, headers, body). Each operation gets
-a fresh database holding a run with points, a job and a sweep (id 1 of each), on both
-backends. Alone: `.venv/bin/pytest tests/test_fuzz.py` (`-m "not postgres"`: SQLite only).
+Every `/api/v1` operation but the endless event stream, and every MLflow operation under
+`/api/2.0/mlflow` (the `/ajax-api/2.0/mlflow` copies run the same functions and are left
+out of the schema), is called with generated valid and invalid input and the full token;
+no answer may be a 5xx, and every answer must be documented by the schema (status code,
+content type, headers, body). Every error must come in its API's own shape: the
+contract's `{"error": {"code", "message", "detail"}}` under /api/v1, MLflow's
+`{"error_code", "message"}` under MLflow's prefix. Each operation gets a fresh database
+holding a run with points, params and tags, a job, a sweep (id 1 of each) and an MLflow
+experiment, on both backends. Alone: `.venv/bin/pytest tests/test_fuzz.py`
+(`-m "not postgres"`: SQLite only).
 
-`FUZZ_EXAMPLES=200` (default 25 per operation and backend) searches deeper. The token
-goes in through schemathesis's own config, so its `ignored_auth` check also resends
-requests without it and expects the 401.
+`FUZZ_EXAMPLES=200` (default 25 per /api/v1 operation and backend; the MLflow routes get
+`FUZZ_MLFLOW_EXAMPLES`, default 15) searches deeper. The token goes in through
+schemathesis's own config, so its `ignored_auth` check also resends requests without it
+and expects the 401.
 
 The schema comes from `create_app(...).openapi()`, which connects to nothing. Requests
 go in-process through schemathesis's ASGI transport to `CURRENT`, which hands them to the
-test's own app (started, and stopped, by a TestClient around the test).
+test's app, started and stopped by a TestClient around the test. Building an app costs
+about a second (mostly its OpenAPI schema), so one app, `APP`, serves every test: each
+gives it fresh settings (its own database) before the TestClient runs its lifespan, which
+opens the engine from `app.state.settings`, the only place a running app reads them.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import hypothesis
 import pytest
@@ -30,12 +41,16 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.types import Receive, Scope, Send
 
 from service import Settings, create_app
+from service.mlflow.errors import MLFLOW_PREFIXES
 
 TOKEN = "fuzz-full-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 API = "/api/v1"
+MLFLOW = "/api/2.0/mlflow"
 # Examples per operation and backend: ~30 operations stay within a couple of minutes.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+# MLflow's 16 operations are a thin adapter over the same storage: fewer each.
+MLFLOW_EXAMPLES = int(os.environ.get("FUZZ_MLFLOW_EXAMPLES", "15"))
 TINY = {"dataset": "ravine", "model": "linear", "steps": 5, "eval_every": 5}
 LIMITS = {"max_grid_size": 16, "max_compare_runs": 20}
 
@@ -55,13 +70,21 @@ class CurrentApp:
 
 
 CURRENT = CurrentApp()
-schema = (
-    schemathesis.openapi.from_dict(create_app(Settings(token=SecretStr(TOKEN))).openapi())
-    .include(path_regex=f"^{API}/")
-    .exclude(path=f"{API}/events")
-)
-schema.app = CURRENT
-schema.config.update(headers=AUTH)
+APP = create_app(Settings(token=SecretStr(TOKEN), **LIMITS))
+OPENAPI = APP.openapi()
+
+
+def _schema(prefix: str) -> Any:
+    loaded = schemathesis.openapi.from_dict(copy.deepcopy(OPENAPI)).include(
+        path_regex=f"^{prefix}/"
+    )
+    loaded.app = CURRENT
+    loaded.config.update(headers=AUTH)
+    return loaded
+
+
+schema = _schema(API).exclude(path=f"{API}/events")
+mlflow_schema = _schema(MLFLOW)
 
 
 def _seed(http: TestClient) -> None:
@@ -77,11 +100,22 @@ def _seed(http: TestClient) -> None:
     assert http.post(f"{API}/jobs", json={"config": TINY}).status_code == 201
     sweep = {"name": "s", "base": TINY, "grid": {"momentum": [0.0, 0.9]}}
     assert http.post(f"{API}/sweeps", json=sweep).status_code == 201
+    # MLflow's view of run 1 (experiment "0"): params, tags and a repeated step; and
+    # an experiment "1" of its own.
+    logged = {
+        "run_id": "1",
+        "params": [{"key": "momentum", "value": "0.9"}, {"key": "lr", "value": "0.1"}],
+        "tags": [{"key": "team", "value": "fuzz"}],
+        "metrics": [{"key": "loss", "value": 0.5, "timestamp": 1, "step": 0}],
+    }
+    assert http.post(f"{MLFLOW}/runs/log-batch", json=logged).status_code == 200
+    assert http.post(f"{MLFLOW}/experiments/create", json={"name": "e"}).status_code == 200
 
 
 @pytest.fixture
 def fuzzed_app(settings: Settings) -> Iterator[FastAPI]:
-    app = create_app(settings.model_copy(update={"token": SecretStr(TOKEN), **LIMITS}))
+    app = APP
+    app.state.settings = settings.model_copy(update={"token": SecretStr(TOKEN), **LIMITS})
     with TestClient(app) as http:
         _seed(http)
         CURRENT.app = app
@@ -91,14 +125,44 @@ def fuzzed_app(settings: Settings) -> Iterator[FastAPI]:
             CURRENT.app = None
 
 
-@schema.parametrize()
-@hypothesis.settings(
-    max_examples=MAX_EXAMPLES,
-    deadline=None,
-    derandomize=True,  # the same examples every run: a failure reproduces
-    suppress_health_check=list(hypothesis.HealthCheck),
-)
-def test_api_conforms_to_its_schema(case: schemathesis.Case, fuzzed_app: FastAPI) -> None:
+def _settings(examples: int) -> Any:
+    return hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,  # the same examples every run: a failure reproduces
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+
+
+def _call_and_validate(case: schemathesis.Case) -> None:
     # positive_data_acceptance is left out: a schema cannot say "this run exists" or
     # "a cnn needs the digits dataset", so valid-looking input may rightly get 404/409/422.
-    case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    if response.status_code >= 400:
+        assert_error_shape(case.path, response.json())
+
+
+def assert_error_shape(path: str, body: Any) -> None:
+    """Each API's own error shape, exactly (the schema alone would let extra keys by)."""
+    if path.startswith(MLFLOW_PREFIXES):
+        assert isinstance(body, dict) and set(body) == {"error_code", "message"}, body
+        assert isinstance(body["error_code"], str) and body["error_code"].isupper(), body
+        assert isinstance(body["message"], str) and body["message"], body
+    else:
+        assert isinstance(body, dict) and set(body) == {"error"}, body
+        error = body["error"]
+        assert set(error) == {"code", "message", "detail"}, body
+        assert isinstance(error["code"], str) and isinstance(error["message"], str), body
+        assert isinstance(error["detail"], list), body
+
+
+@schema.parametrize()
+@_settings(MAX_EXAMPLES)
+def test_api_conforms_to_its_schema(case: schemathesis.Case, fuzzed_app: FastAPI) -> None:
+    _call_and_validate(case)
+
+
+@mlflow_schema.parametrize()
+@_settings(MLFLOW_EXAMPLES)
+def test_mlflow_api_conforms_to_its_schema(case: schemathesis.Case, fuzzed_app: FastAPI) -> None:
+    _call_and_validate(case)

@@ -24,6 +24,7 @@ from sqlalchemy import create_engine
 from service import Settings, create_app
 from tests.support import ServerProcess
 from tests.test_bad_input import assert_error_shape, snapshot
+from tests.test_mlflow_api import assert_mlflow_error
 
 API = "/api/v1"
 LISTS = [f"{API}/runs", f"{API}/jobs", f"{API}/sweeps", f"{API}/workers"]
@@ -132,19 +133,30 @@ STALLED_WRITES = [
     ("POST", f"{API}/jobs/claim", {"worker_id": "w" * 200, "device": "cpu"}),
 ]
 
+MLFLOW_STALLED_WRITES = [
+    (
+        "POST",
+        "/api/2.0/mlflow/runs/log-batch",
+        {"run_id": "1", "params": [{"key": "x", "value": "y" * 5000}]},
+    ),
+    ("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": "0", "run_name": "y" * 5000}),
+    ("POST", "/ajax-api/2.0/mlflow/runs/set-tag", {"run_id": "1", "key": "t", "value": "y" * 5000}),
+]
+
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_stalled_bodies_hold_no_connection_nor_the_write_lock(
     database_url: str, tmp_path: Path
 ) -> None:
-    """Every write route with a JSON body reads all of it before opening a transaction:
-    with clients stalled halfway through a body on each of them, the one pooled
-    connection and SQLite's write lock stay free for everyone else."""
+    """Every write route with a JSON body (MLflow's too) reads all of it before opening a
+    transaction: with clients stalled halfway through a body on each of them, the one
+    pooled connection and SQLite's write lock stay free for everyone else."""
     with server(database_url, tmp_path) as url, httpx.Client(base_url=url, timeout=20) as http:
         assert http.post(f"{API}/runs", json={"name": "r"}).status_code == 201
         assert http.post(f"{API}/runs/1/metrics", json=batch("loss", range(10))).status_code == 200
-        sockets = [stalled(url, method, path, body) for method, path, body in STALLED_WRITES]
+        writes = [*STALLED_WRITES, *MLFLOW_STALLED_WRITES]
+        sockets = [stalled(url, method, path, body) for method, path, body in writes]
         try:
             time.sleep(0.5)  # the server has read their headers and awaits the rest
             for round_ in range(3):
@@ -210,6 +222,61 @@ def test_a_stalled_body_gets_408_and_a_slow_one_gets_through(
             assert slow.json()["accepted"] == 100
     finally:
         engine.dispose()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_body_limits_answer_in_mlflows_shape_on_its_routes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Through the real server: a stalled body (408) and one over the limit (413) on an
+    MLflow route come in MLflow's `{"error_code", "message"}`, which its client reads;
+    on /api/v1 the same failures keep the contract's shape. Nothing is stored."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    engine = create_engine(database_url)
+    env = {"MOMENTUM_BODY_TIMEOUT_S": "1", "MOMENTUM_MAX_BODY_BYTES": "8192"}
+    try:
+        with server(database_url, tmp_path, **env) as url, httpx.Client(base_url=url) as http:
+            assert http.post(f"{API}/runs", json={"name": "r"}).status_code == 201
+            before = snapshot(engine)
+            writes = [*MLFLOW_STALLED_WRITES, STALLED_WRITES[1]]
+            sockets = [stalled(url, method, path, body) for method, path, body in writes]
+            for (_, path, _), sock in zip(writes, sockets, strict=True):
+                status, body = read_response(sock)
+                sock.close()
+                assert status == 408, (path, body)
+                if path.startswith(API):
+                    error = body["error"]
+                    assert isinstance(error, dict) and error["code"] == "body_timeout", body
+                else:
+                    assert set(body) == {"error_code", "message"}, body
+                    assert body["error_code"] == "BAD_REQUEST" and "1 s" in str(body["message"])
+            metrics = [{"key": "loss", "value": 1.0, "timestamp": 1, "step": s} for s in range(500)]
+            too_large = http.post(
+                "/api/2.0/mlflow/runs/log-batch", json={"run_id": "1", "metrics": metrics}
+            )
+            assert "8192 bytes" in assert_mlflow_error(too_large, 413, "INVALID_PARAMETER_VALUE")
+            points = {"points": [{"key": "loss", "step": s, "value": 1.0} for s in range(500)]}
+            assert_error_shape(
+                http.post(f"{API}/runs/1/metrics", json=points), 413, "body_too_large"
+            )
+            # MLflow's own client turns the answer into an MlflowException with our code.
+            client = MlflowClient(tracking_uri=url)
+            with pytest.raises(MlflowException) as refused:
+                client.log_batch("1", metrics=[_mlflow_metric(step) for step in range(500)])
+            assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+            assert "8192 bytes" in refused.value.message
+            assert snapshot(engine) == before
+    finally:
+        engine.dispose()
+
+
+def _mlflow_metric(step: int) -> object:
+    from mlflow.entities import Metric
+
+    return Metric("loss", 1.0, 1, step)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from service import Settings, create_app
+from service.api import mlflow as mlflow_api
+from tests.test_bad_input import assert_error_shape, snapshot
 
 MLFLOW = "/api/2.0/mlflow"
+AJAX = "/ajax-api/2.0/mlflow"
 
 
 def _post(client: TestClient, path: str, body: dict[str, Any]) -> Any:
@@ -223,3 +232,70 @@ def test_bulk_interval_samples_each_run_keeping_its_ends(client: TestClient) -> 
     assert [m["step"] for m in window["metrics"]] == [10, 11, 12, 10, 11, 12]
     ajax = client.get("/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval", params=params)
     assert ajax.json()["metrics"] == found
+
+
+def assert_mlflow_error(response: httpx.Response, status: int, code: str) -> str:
+    """MLflow's error shape, exactly; returns the message."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error_code", "message"}, body
+    assert body["error_code"] == code, body
+    assert isinstance(body["message"], str) and body["message"], body
+    return str(body["message"])
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_kind_of_failure_comes_in_mlflows_shape_on_its_routes(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only the routes' own errors: the body limits' 413 (service/limits.py), the
+    router's 404 and 405, the database's 503 and an unexpected 500, on both prefixes;
+    /api/v1 keeps the contract's shape for the same failures."""
+    limits = {"max_body_bytes": 4096, "pool_size": 1, "pool_max_overflow": 0, "pool_timeout_s": 0.2}
+    with TestClient(create_app(settings.model_copy(update=limits))) as http:
+        run_id = _run(http)
+        before = snapshot(engine)
+        metrics = [{"key": "loss", "value": 1.0, "timestamp": 1, "step": s} for s in range(200)]
+        big = {"run_id": run_id, "metrics": metrics}
+        for prefix in (MLFLOW, AJAX):
+            too_large = http.post(f"{prefix}/runs/log-batch", json=big)
+            assert "4096 bytes" in assert_mlflow_error(too_large, 413, "INVALID_PARAMETER_VALUE")
+
+            def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+                raw = json.dumps(big).encode()
+                yield from (raw[i : i + 1000] for i in range(0, len(raw), 1000))
+
+            streamed = http.post(
+                f"{prefix}/runs/log-batch",
+                content=chunks(),
+                headers={"content-type": "application/json"},
+            )
+            assert_mlflow_error(streamed, 413, "INVALID_PARAMETER_VALUE")
+            wrong_method = http.get(f"{prefix}/runs/log-batch")
+            assert_mlflow_error(wrong_method, 405, "BAD_REQUEST")
+            assert wrong_method.headers["allow"] == "POST"
+            assert_mlflow_error(http.get(f"{prefix}/no-such-route"), 404, "ENDPOINT_NOT_FOUND")
+            missing_run = http.get(f"{prefix}/runs/get", params={"run_id": "999"})
+            assert_mlflow_error(missing_run, 404, "RESOURCE_DOES_NOT_EXIST")
+            with http.app.state.engine.connect():  # type: ignore[attr-defined]
+                busy = http.get(f"{prefix}/runs/get", params={"run_id": run_id})
+            assert_mlflow_error(busy, 503, "TEMPORARILY_UNAVAILABLE")
+            assert busy.headers["retry-after"] == "1"
+        assert snapshot(engine) == before
+        # The same failures under /api/v1: the contract's shape.
+        native = {"points": [{"key": "loss", "step": s, "value": 1.0} for s in range(200)]}
+        too_large = http.post(f"/api/v1/runs/{run_id}/metrics", json=native)
+        assert_error_shape(too_large, 413, "body_too_large")
+        assert_error_shape(http.get("/api/v1/no-such-route"), 404, "not_found")
+        assert_error_shape(http.put(f"/api/v1/runs/{run_id}"), 405, "method_not_allowed")
+        with http.app.state.engine.connect():  # type: ignore[attr-defined]
+            assert_error_shape(http.get("/api/v1/runs"), 503, "database_unavailable")
+
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(mlflow_api.entities, "load_experiment", broken)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        failed = http.get(f"{MLFLOW}/experiments/get", params={"experiment_id": "0"})
+        assert "not applied" in assert_mlflow_error(failed, 500, "INTERNAL_ERROR")

@@ -7,21 +7,22 @@ shapes follow MLflow's REST reference, errors are MLflow's `{"error_code", "mess
 from __future__ import annotations
 
 import functools
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from momentum.contract import RunCreate, RunUpdate, Status
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
 from service.auth import Scope, requires
 from service.deps import SessionDep, WriteSessionDep
 from service.mlflow import entities, search
 from service.mlflow import metrics as mlflow_metrics
-from service.mlflow.errors import MlflowError, invalid
+from service.mlflow.errors import ERROR_RESPONSES, MlflowError, invalid
 from service.models import Experiment, Run
 from service.responses import FastJSONResponse
 from service.storage import metrics as metric_store
@@ -29,11 +30,43 @@ from service.storage import runs as run_store
 
 MLFLOW_PREFIX = "/api/2.0/mlflow"
 AJAX_PREFIX = "/ajax-api/2.0/mlflow"
-router = APIRouter(tags=["mlflow"])
+router = APIRouter(tags=["mlflow"], responses=ERROR_RESPONSES)
 READ, INGEST, ADMIN = requires(Scope.read), requires(Scope.ingest), requires(Scope.admin)
 SEARCH_MAX_RESULTS = 50_000
 HISTORY_MAX_RESULTS = 25_000
 BULK_MAX_RUNS, BULK_MAX_RESULTS = 100, 2500
+
+
+def _proto_int(value: Any) -> Any:
+    """An int64 as protobuf's JSON mapping has it: a number, or its digits as a string
+    (other MLflow clients send those); never a boolean or a fraction."""
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value):
+        return int(value)
+    return value
+
+
+_INT_JSON: dict[str, Any] = {
+    "anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]{1,19}$"}]
+}
+MAX_MS = int(MAX_WALL_TIME * 1000)
+# Milliseconds since the epoch, as MLflow's timestamps are.
+Millis = Annotated[
+    int,
+    BeforeValidator(_proto_int),
+    Field(strict=True, ge=0, le=MAX_MS),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_MS},
+                _INT_JSON["anyOf"][1],
+            ],
+            "description": "milliseconds since 1970",
+        }
+    ),
+]
+PageSize = Annotated[
+    int, BeforeValidator(_proto_int), Field(strict=True), WithJsonSchema(_INT_JSON)
+]
 
 
 class _Body(BaseModel):
@@ -52,7 +85,7 @@ class ExperimentCreate(_Body):
 
 
 class ExperimentSearch(_Body):
-    max_results: int = 1000
+    max_results: PageSize = 1000
     page_token: str | None = None
     filter: str | None = None
     view_type: str | None = None
@@ -61,7 +94,7 @@ class ExperimentSearch(_Body):
 class RunCreateBody(_Body):
     experiment_id: str = "0"
     run_name: str | None = None
-    start_time: int | None = None
+    start_time: Millis | None = None
     tags: list[KeyValue] = []
 
 
@@ -69,7 +102,7 @@ class RunUpdateBody(_Body):
     run_id: str | None = None
     run_uuid: str | None = None
     status: str | None = None
-    end_time: int | None = None
+    end_time: Millis | None = None
     run_name: str | None = None
 
 
@@ -82,7 +115,7 @@ class RunSearch(_Body):
     experiment_ids: list[str] = []
     filter: str | None = None
     run_view_type: str | None = None
-    max_results: int = 1000
+    max_results: PageSize = 1000
     order_by: list[str] = []
     page_token: str | None = None
 

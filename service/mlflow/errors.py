@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 _CODES = {
@@ -29,6 +30,33 @@ _CODES = {
     503: "TEMPORARILY_UNAVAILABLE",
 }
 _KEPT_HEADERS = ("www-authenticate", "retry-after", "allow")
+
+
+class MlflowErrorResponse(BaseModel):
+    """MLflow's error body: what its client turns into an `MlflowException`."""
+
+    model_config = ConfigDict(extra="forbid")
+    error_code: str
+    message: str
+
+
+# What an MLflow route may answer besides its 200, for the OpenAPI schema (and so for
+# tests/test_fuzz.py). Invalid input is MLflow's 400, never FastAPI's 422; "4XX" also
+# keeps FastAPI from documenting its own 422 body, which these routes never send.
+_ERROR_STATUSES: dict[int | str, str] = {
+    400: "INVALID_PARAMETER_VALUE (a malformed or invalid field, the body not JSON)",
+    401: "UNAUTHENTICATED (no token, or a wrong one)",
+    403: "PERMISSION_DENIED (the token's role does not allow this)",
+    404: "RESOURCE_DOES_NOT_EXIST (no such run or experiment)",
+    408: "BAD_REQUEST (the request body stalled; MLflow's client retries)",
+    413: "INVALID_PARAMETER_VALUE (the request body is over MOMENTUM_MAX_BODY_BYTES)",
+    503: "TEMPORARILY_UNAVAILABLE (the database; MLflow's client retries)",
+    "4XX": "any other client error, in MLflow's shape",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": MlflowErrorResponse, "description": description}
+    for status, description in _ERROR_STATUSES.items()
+}
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -66,18 +94,30 @@ async def _on_mlflow_error(_request: Request, exc: Exception) -> Response:
     return mlflow_error(exc.status_code, exc.error_code, exc.message)
 
 
+def mlflow_error_body(
+    status: int, message: str, *, routed: bool = True
+) -> tuple[int, dict[str, str]]:
+    """The status and MLflow-shaped body for one of our errors (`routed`: the path is one
+    of the app's routes, so a 404 is a missing resource, not a missing endpoint)."""
+    # MLflow answers every INVALID_PARAMETER_VALUE with 400, a malformed field included.
+    status = 400 if status == 422 else status
+    code = _CODES.get(status, "INTERNAL_ERROR")
+    if status == 404 and not routed:
+        code = "ENDPOINT_NOT_FOUND"
+    return status, {"error_code": code, "message": message}
+
+
 def _in_mlflow_shape(request: Request, response: Response) -> Response:
     try:
         error = json.loads(bytes(response.body)).get("error", {})
     except (ValueError, AttributeError):
         error = {}
-    # MLflow answers every INVALID_PARAMETER_VALUE with 400, a malformed field included.
-    status = 400 if response.status_code == 422 else response.status_code
-    code = _CODES.get(status, "INTERNAL_ERROR")
-    if status == 404 and request.scope.get("route") is None:
-        code = "ENDPOINT_NOT_FOUND"
+    routed = request.scope.get("route") is not None
+    status, body = mlflow_error_body(
+        response.status_code, str(error.get("message", "")), routed=routed
+    )
     headers = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-    return mlflow_error(status, code, str(error.get("message", "")), headers or None)
+    return JSONResponse(body, status, headers or None)
 
 
 def _wrapped(handler: Callable[..., Any]) -> Handler:
