@@ -213,6 +213,23 @@ def test_copy_sqlite_to_postgres_keeps_every_row_and_the_service_serves_the_same
             max_run = max(run["id"] for run in after["runs"])
             assert make_run_over_http(http) == max_run + 1
             assert http.post(f"{API}/jobs", json={"config": {"steps": 5}}).status_code == 201
+    assert newest_event_id(empty_postgres) > events_issued(source)
+
+
+def events_issued(sqlite_url: str) -> int:
+    """The highest event id SQLite has handed out (pruned ones included)."""
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as connection:
+        row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
+    return int(row[0])
+
+
+def newest_event_id(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(select(func.max(Event.id))).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def make_run_over_http(http: httpx.Client) -> int:
@@ -266,20 +283,10 @@ def test_copy_sqlite_to_sqlite_continues_event_ids_after_pruned_ones(
 ) -> None:
     target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     assert copy(source, target).exit_code == 0
-    positions = []
-    for url in (source, target):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
-            positions.append(
-                connection.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
-            )
-    assert positions[0] == positions[1]
+    assert events_issued(target) == events_issued(source)
     with TestClient(create_app(Settings(database_url=target, data_dir=tmp_path))) as client:
         make_run(client, name="new")
-    engine = create_engine(target)
-    with engine.connect() as connection:
-        newest = connection.execute(select(func.max(Event.id))).scalar_one()
-    engine.dispose()
-    assert newest > positions[0][0]
+    assert newest_event_id(target) > events_issued(source)
 
 
 # --- db backup ----------------------------------------------------------------------------
