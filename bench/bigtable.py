@@ -72,6 +72,7 @@ SWEEP_SEEDS = (0, 1, 2)
 OPTIMIZERS = ("sgd", "momentum", "sgd_momentum", "nesterov", "adam")
 DATASETS = ("ravine", "spirals", "blobs", "digits")
 PROJECTS = 20
+POINT_TABLES = ("points", "point_blocks", "point_chunks")
 # Bytes a point costs on disk, with room to spare: ~24 in a block plus TOAST/page
 # overhead, and the write-ahead log or journal while loading (measured: ~26 at rest).
 BYTES_PER_POINT_ESTIMATE = 48
@@ -430,9 +431,10 @@ def sizes_table(rows: list[tuple[str, int, int, int, int, int]], total: int, poi
             continue
         mib = [f"{size / 2**20:,.1f}" for size in (whole, heap, indexes, toast)]
         table.add_row(name, *mib, f"{count:,}" if count > 0 else "")
-    blocks = sum(row[1] for row in rows if row[0] in ("point_blocks", "points"))
-    if blocks:
-        table.caption = f"points + point_blocks: {blocks / points:.1f} B/point"
+    stored = [row for row in rows if row[0] in POINT_TABLES]
+    if stored:
+        names = " + ".join(row[0] for row in stored)
+        table.caption = f"{names}: {sum(row[1] for row in stored) / points:.1f} B/point"
     return table
 
 
