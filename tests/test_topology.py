@@ -16,14 +16,16 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
+from tests.factories import stored_point_count
 from tests.sse import Received, parse
 from tests.support import ServerProcess, wait_until
 
@@ -183,8 +185,21 @@ class StreamReader:
         return last
 
 
+def registered(http: httpx.Client) -> set[str]:
+    return {worker["id"] for worker in http.get(f"{API}/workers").json()["items"]}
+
+
+def wait_gently(condition: Callable[[], bool], timeout: float, pool: WorkerPool) -> None:
+    """Poll every 0.25 s: two cores run six workers, two replicas and PostgreSQL here."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s\n{pool.logs()}")
+        time.sleep(0.25)
+
+
 def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
-    replicas: tuple[str, str], pool: WorkerPool
+    replicas: tuple[str, str], pool: WorkerPool, database_url: str
 ) -> None:
     url_a, url_b = replicas
     with (
@@ -192,6 +207,13 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
         httpx.Client(base_url=url_b, timeout=30) as http_b,
         StreamReader(url_a) as stream_a,
     ):
+        for index in range(WORKERS_PER_REPLICA):
+            pool.start(f"a-{index}", url_a)
+            pool.start(f"b-{index}", url_b)
+        # The sweep goes in once all six poll (a claim attempt registers a worker), so
+        # both replicas' workers share it rather than whoever started first.
+        wait_gently(lambda: registered(http_a) >= set(pool.processes), 60, pool)
+
         body = {"name": "topology", "base": BASE, "grid": GRID}
         created = http_b.post(f"{API}/sweeps", json=body)
         assert created.status_code == 201, created.text
@@ -199,11 +221,6 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
         assert len(sweep["job_ids"]) == 24
 
         started = time.monotonic()
-        for index in range(WORKERS_PER_REPLICA):
-            pool.start(f"a-{index}", url_a)
-            pool.start(f"b-{index}", url_b)
-
-        # Poll gently: two cores run six workers, two replicas and PostgreSQL here.
         deadline = started + 120
         while not all(job["status"] == "succeeded" for job in all_jobs(http_a, sweep["id"])):
             if time.monotonic() > deadline:
@@ -227,10 +244,12 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
         assert len(set(run_ids)) == 24
 
         # Every run's points, once each, read through either replica alike.
+        served_points = 0
         for job in jobs:
             run_id = job["run_id"]
             keys = http_a.get(f"{API}/runs/{run_id}/metrics").json()["items"]
             counts = {item["key"]: item["count"] for item in keys}
+            served_points += sum(counts.values())
             assert counts["loss"] == len(logged_steps()), (run_id, counts)
             assert counts["val_loss"] == len(evaluated_steps()), (run_id, counts)
             for key, count in counts.items():
@@ -239,6 +258,13 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
             assert history(http_a, run_id, "loss") == logged_steps()
             assert history(http_b, run_id, "loss") == logged_steps()
             assert history(http_a, run_id, "val_loss") == evaluated_steps()
+
+        # Storage holds exactly those points (rows, blocks and chunks), no stray copies.
+        engine = create_engine(database_url)
+        try:
+            assert stored_point_count(engine) == served_points
+        finally:
+            engine.dispose()
 
         # Both replicas' workers took part; A's stream saw the points written through B.
         through_b = {job["run_id"] for job in jobs if owners[job["id"]].startswith("b-")}
@@ -250,6 +276,5 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
             return all(last.get(run_id) == STEPS - 1 for run_id in through_b)
 
         wait_until(saw_b_runs_end, timeout=15)  # cheap: reads the thread's list
-        workers = http_a.get(f"{API}/workers").json()["items"]
-        assert {w["id"] for w in workers} >= set(owners.values())
-    print(f"24 jobs on 2 replicas x {WORKERS_PER_REPLICA} workers: {elapsed:.1f} s")
+    split = dict(sorted(Counter(owners.values()).items()))
+    print(f"24 jobs on 2 replicas x {WORKERS_PER_REPLICA} workers: {elapsed:.1f} s, {split}")
