@@ -254,9 +254,11 @@ def test_copy_back_from_postgres_to_sqlite_is_identical(
             engine.dispose()
 
 
-def test_copy_refuses_a_target_that_holds_data(
-    source: str, sqlite_url: str, tmp_path: Path
+def test_copy_takes_a_migrated_empty_target_and_refuses_one_that_holds_data(
+    source: str, sqlite_template: Path, tmp_path: Path
 ) -> None:
+    # Migrated already: only the rows the migrations seed (experiment 0) are there.
+    shutil.copyfile(sqlite_template, tmp_path / "target.sqlite3")
     target = f"sqlite:///{tmp_path / 'target.sqlite3'}"
     assert copy(source, target).exit_code == 0
     counts = row_counts(target)
