@@ -8,8 +8,10 @@ content type, headers, body). Every error must come in its API's own shape: the
 contract's `{"error": {"code", "message", "detail"}}` under /api/v1, MLflow's
 `{"error_code", "message"}` under MLflow's prefix. Each operation gets a fresh database
 holding a run with points, params and tags, a job, a sweep (id 1 of each) and an MLflow
-experiment, on both backends. Alone: `.venv/bin/pytest tests/test_fuzz.py`
-(`-m "not postgres"`: SQLite only).
+experiment, on both backends; the MLflow schema gives run "1", experiment "0" and metric
+"loss" as examples, so generated requests also reach past the 404 into the routes' own
+work (logging, the repeated-step rule, history reads). Alone:
+`.venv/bin/pytest tests/test_fuzz.py` (`-m "not postgres"`: SQLite only).
 
 `FUZZ_EXAMPLES=200` (default 25 per /api/v1 operation and backend; the MLflow routes get
 `FUZZ_MLFLOW_EXAMPLES`, default 15) searches deeper. The token goes in through

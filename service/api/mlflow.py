@@ -20,7 +20,7 @@ from momentum.contract import RunCreate, RunUpdate, Status
 from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
 from service.auth import Scope, requires
 from service.deps import SessionDep, WriteSessionDep
-from service.mlflow import entities, search
+from service.mlflow import entities, schemas, search
 from service.mlflow import metrics as mlflow_metrics
 from service.mlflow.errors import ERROR_RESPONSES, MlflowError, invalid
 from service.models import Experiment, Run
@@ -67,6 +67,34 @@ Millis = Annotated[
 PageSize = Annotated[
     int, BeforeValidator(_proto_int), Field(strict=True), WithJsonSchema(_INT_JSON)
 ]
+# An MLflow run id (here our run's integer id as text); the example names a run that
+# exists in tests/test_fuzz.py, so schemathesis reaches past the 404.
+RunId = Annotated[str | None, Field(examples=["1"])]
+# One metric of log-batch: parsed by service/mlflow/metrics.py (fast, and MLflow's
+# leniency: a step left out is 0, a timestamp left out is now), documented here.
+_METRIC_JSON = {
+    "type": "object",
+    "required": ["key", "value"],
+    "properties": {
+        "key": {"type": "string", "examples": ["loss"]},
+        "value": {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": 'a number, or its text: "NaN", "Infinity", "-Infinity", "0.5"',
+        },
+        # null or left out: now, and step 0 (protobuf's JSON reads null as unset)
+        "timestamp": {"anyOf": [*_INT_JSON["anyOf"], {"type": "null"}]},
+        "step": {"anyOf": [*_INT_JSON["anyOf"], {"type": "null"}]},
+    },
+}
+MetricIn = Annotated[dict[str, Any], WithJsonSchema(_METRIC_JSON)]
+RunIdQuery = Annotated[str | None, Query(examples=["1"])]
+MetricKeyQuery = Annotated[str, Query(examples=["loss"])]
+
+
+def _doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The 200 body documented as `model` (service/mlflow/schemas.py), not validated:
+    the routes build MLflow's JSON themselves."""
+    return {"response_model": None, "responses": schemas.documented(model)}
 
 
 class _Body(BaseModel):
@@ -92,23 +120,23 @@ class ExperimentSearch(_Body):
 
 
 class RunCreateBody(_Body):
-    experiment_id: str = "0"
+    experiment_id: str = Field(default="0", examples=["0", "1"])
     run_name: str | None = None
     start_time: Millis | None = None
     tags: list[KeyValue] = []
 
 
 class RunUpdateBody(_Body):
-    run_id: str | None = None
-    run_uuid: str | None = None
+    run_id: RunId = None
+    run_uuid: RunId = None
     status: str | None = None
     end_time: Millis | None = None
     run_name: str | None = None
 
 
 class RunRef(_Body):
-    run_id: str | None = None
-    run_uuid: str | None = None
+    run_id: RunId = None
+    run_uuid: RunId = None
 
 
 class RunSearch(_Body):
@@ -121,7 +149,7 @@ class RunSearch(_Body):
 
 
 class LogBatch(RunRef):
-    metrics: list[dict[str, Any]] = []
+    metrics: list[MetricIn] = []
     params: list[KeyValue] = []
     tags: list[KeyValue] = []
 
@@ -173,21 +201,23 @@ def _run_json(session: Session, runs: list[Run]) -> list[dict[str, Any]]:
 # Experiments
 
 
-@router.post("/experiments/create", dependencies=[INGEST])
+@router.post("/experiments/create", dependencies=[INGEST], **_doc(schemas.MlflowExperimentCreated))
 def experiments_create(body: ExperimentCreate, session: WriteSessionDep) -> dict[str, Any]:
     """Create an experiment: a project with an MLflow experiment id."""
     _contract(RunCreate, project=body.name)
     return {"experiment_id": str(entities.create_experiment(session, body.name).id)}
 
 
-@router.get("/experiments/get", dependencies=[READ])
-def experiments_get(experiment_id: str, session: SessionDep) -> dict[str, Any]:
+@router.get("/experiments/get", dependencies=[READ], **_doc(schemas.MlflowExperimentFound))
+def experiments_get(
+    experiment_id: Annotated[str, Query(examples=["0"])], session: SessionDep
+) -> dict[str, Any]:
     """One experiment by id."""
     experiment = entities.load_experiment(session, experiment_id)
     return {"experiment": entities.experiment_json(experiment)}
 
 
-@router.get("/experiments/get-by-name", dependencies=[READ])
+@router.get("/experiments/get-by-name", dependencies=[READ], **_doc(schemas.MlflowExperimentFound))
 def experiments_get_by_name(experiment_name: str, session: SessionDep) -> dict[str, Any]:
     """One experiment by name."""
     experiment = entities.experiment_by_name(session, experiment_name)
@@ -216,13 +246,13 @@ def _search_experiments(body: ExperimentSearch, session: Session) -> dict[str, A
     return out
 
 
-@router.post("/experiments/search", dependencies=[READ])
+@router.post("/experiments/search", dependencies=[READ], **_doc(schemas.MlflowExperimentPage))
 def experiments_search(body: ExperimentSearch, session: SessionDep) -> dict[str, Any]:
     """Experiments, filtered by `name` (=, !=, LIKE, ILIKE), paged."""
     return _search_experiments(body, session)
 
 
-@router.get("/experiments/search", dependencies=[READ])
+@router.get("/experiments/search", dependencies=[READ], **_doc(schemas.MlflowExperimentPage))
 def experiments_search_get(
     session: SessionDep,
     max_results: int = 1000,
@@ -240,7 +270,7 @@ def experiments_search_get(
 # Runs
 
 
-@router.post("/runs/create", dependencies=[INGEST])
+@router.post("/runs/create", dependencies=[INGEST], **_doc(schemas.MlflowRunFound))
 def runs_create(body: RunCreateBody, session: WriteSessionDep) -> dict[str, Any]:
     """Create a run in an experiment's project."""
     experiment = entities.load_experiment(session, body.experiment_id)
@@ -254,16 +284,16 @@ def runs_create(body: RunCreateBody, session: WriteSessionDep) -> dict[str, Any]
     return {"run": _run_json(session, [run])[0]}
 
 
-@router.get("/runs/get", dependencies=[READ])
+@router.get("/runs/get", dependencies=[READ], **_doc(schemas.MlflowRunFound))
 def runs_get(
-    session: SessionDep, run_id: str | None = None, run_uuid: str | None = None
+    session: SessionDep, run_id: RunIdQuery = None, run_uuid: RunIdQuery = None
 ) -> dict[str, Any]:
     """One run with its latest metrics, params and tags."""
     run = entities.load_run(session, run_id or run_uuid)
     return {"run": _run_json(session, [run])[0]}
 
 
-@router.post("/runs/update", dependencies=[INGEST])
+@router.post("/runs/update", dependencies=[INGEST], **_doc(schemas.MlflowRunUpdated))
 def runs_update(body: RunUpdateBody, session: WriteSessionDep) -> dict[str, Any]:
     """Set a run's status, end time or name."""
     run = entities.load_run(session, body.run_id or body.run_uuid)
@@ -282,7 +312,7 @@ def runs_update(body: RunUpdateBody, session: WriteSessionDep) -> dict[str, Any]
     return {"run_info": entities.run_info(run, experiment.get(run.project, ""))}
 
 
-@router.post("/runs/delete", dependencies=[ADMIN])
+@router.post("/runs/delete", dependencies=[ADMIN], **_doc(schemas.MlflowEmpty))
 def runs_delete(body: RunRef, session: WriteSessionDep) -> dict[str, Any]:
     """Delete a run with all its metrics (for good: there is no restore)."""
     session.delete(entities.load_run(session, body.run_id or body.run_uuid))
@@ -313,7 +343,7 @@ def _run_value(run: Run, latest: dict[str, tuple[int, float | None]], kind: str,
     return attributes[key]
 
 
-@router.post("/runs/search", dependencies=[READ])
+@router.post("/runs/search", dependencies=[READ], **_doc(schemas.MlflowRunPage))
 def runs_search(body: RunSearch, session: SessionDep) -> dict[str, Any]:
     """Runs of experiments, filtered and ordered with MLflow's search syntax, paged."""
     clauses = search.parse_filter(body.filter)
@@ -384,26 +414,26 @@ def _log(
     return {}
 
 
-@router.post("/runs/log-batch", dependencies=[INGEST])
+@router.post("/runs/log-batch", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
 def runs_log_batch(body: LogBatch, session: WriteSessionDep) -> dict[str, Any]:
     """Metrics, params and tags of one run, atomically (repeated steps: see README)."""
     return _log(session, body, body.metrics, body.params, body.tags)
 
 
-@router.post("/runs/log-metric", dependencies=[INGEST])
+@router.post("/runs/log-metric", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
 def runs_log_metric(body: LogMetric, session: WriteSessionDep) -> dict[str, Any]:
     """One metric value (repeated steps: see README)."""
     metric = {"key": body.key, "value": body.value, "timestamp": body.timestamp, "step": body.step}
     return _log(session, body, [metric], [], [])
 
 
-@router.post("/runs/log-parameter", dependencies=[INGEST])
+@router.post("/runs/log-parameter", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
 def runs_log_parameter(body: LogParam, session: WriteSessionDep) -> dict[str, Any]:
     """One param; a param cannot change its value."""
     return _log(session, body, [], [KeyValue(key=body.key, value=body.value)], [])
 
 
-@router.post("/runs/set-tag", dependencies=[INGEST])
+@router.post("/runs/set-tag", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
 def runs_set_tag(body: LogParam, session: WriteSessionDep) -> dict[str, Any]:
     """Set one tag of a run."""
     return _log(session, body, [], [], [KeyValue(key=body.key, value=body.value)])
@@ -412,11 +442,11 @@ def runs_set_tag(body: LogParam, session: WriteSessionDep) -> dict[str, Any]:
 # Metric histories
 
 
-@router.get("/metrics/get-history", dependencies=[READ])
+@router.get("/metrics/get-history", dependencies=[READ], **_doc(schemas.MlflowMetricHistory))
 def metrics_get_history(
     session: SessionDep,
-    metric_key: str,
-    run_id: str | None = None,
+    metric_key: MetricKeyQuery,
+    run_id: RunIdQuery = None,
     run_uuid: str | None = None,
     max_results: int | None = None,
     page_token: str | None = None,
@@ -432,11 +462,15 @@ def metrics_get_history(
     return FastJSONResponse(out)
 
 
-@router.get("/metrics/get-history-bulk-interval", dependencies=[READ])
+@router.get(
+    "/metrics/get-history-bulk-interval",
+    dependencies=[READ],
+    **_doc(schemas.MlflowRunMetricHistory),
+)
 def metrics_get_history_bulk_interval(
     session: SessionDep,
-    metric_key: str,
-    run_ids: Annotated[list[str], Query()],
+    metric_key: MetricKeyQuery,
+    run_ids: Annotated[list[str], Query(examples=[["1"]])],
     start_step: int | None = None,
     end_step: int | None = None,
     max_results: int = BULK_MAX_RESULTS,

@@ -3,6 +3,8 @@
 Every error the app answers (validation, auth, not found, database unavailable) keeps
 its status; on an MLflow path its native body is rewritten into MLflow's shape, so an
 MLflow client reads the code it expects (`RESOURCE_DOES_NOT_EXIST` for a missing run).
+The body limits (service/limits.py), which answer before any route runs, use
+`mlflow_error_body` too; `ERROR_RESPONSES` documents all of it in the OpenAPI schema.
 """
 
 from __future__ import annotations

@@ -41,16 +41,37 @@ class MlflowMetric:
     step: int
 
 
+def _integer(raw: Any) -> int:
+    """An int64 as protobuf's JSON has it: a whole number, or its digits as a string."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise TypeError(f"{raw!r} is no integer")
+    if isinstance(raw, float) and not raw.is_integer():
+        raise ValueError(f"{raw} is no whole number")
+    if isinstance(raw, str) and not (raw.isascii() and raw.removeprefix("-").isdigit()):
+        raise ValueError(f"{raw!r} is no integer")
+    return int(raw)
+
+
+def _number(raw: Any) -> float:
+    """A double as protobuf's JSON has it: a number or its text ("NaN", "Infinity")."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise TypeError(f"{raw!r} is no number")
+    return float(raw)
+
+
 def parse_metric(raw: dict[str, Any]) -> MlflowMetric:
     key = raw.get("key")
     if not isinstance(key, str) or not METRIC_KEY_RE.match(key):
         raise invalid(f"metric key {key!r}: 1-250 letters, digits, '_ - . /' or space")
     try:
-        value = float(raw["value"])
-        timestamp = int(raw.get("timestamp") or time.time() * 1000)
-        step = int(raw.get("step") or 0)
+        value = _number(raw["value"])
+        stamp, step_given = raw.get("timestamp"), raw.get("step")
+        timestamp = int(time.time() * 1000) if stamp is None else _integer(stamp)
+        step = 0 if step_given is None else _integer(step_given)
     except (KeyError, TypeError, ValueError) as exc:
-        raise invalid(f"metric {key!r}: value, timestamp and step must be numbers") from exc
+        raise invalid(
+            f"metric {key!r}: value must be a number, timestamp and step whole numbers"
+        ) from exc
     if not 0 <= step <= MAX_STEP:
         raise invalid(f"metric {key!r}: step {step} is outside 0..{MAX_STEP}")
     if not 0 <= timestamp <= MAX_WALL_TIME * 1000:
