@@ -299,3 +299,34 @@ def test_every_kind_of_failure_comes_in_mlflows_shape_on_its_routes(
     with TestClient(create_app(settings), raise_server_exceptions=False) as http:
         failed = http.get(f"{MLFLOW}/experiments/get", params={"experiment_id": "0"})
         assert "not applied" in assert_mlflow_error(failed, 500, "INTERNAL_ERROR")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_numbers_are_read_as_protobufs_json_has_them(client: TestClient) -> None:
+    """int64 fields take a number or its digits (other MLflow clients send those);
+    booleans, fractions and text are refused, never truncated or read as 0 or 1."""
+    run_id = _run(client, start_time="1700000000000")
+    run = _get(client, "runs/get", run_id=run_id)["run"]
+    assert run["info"]["start_time"] == 1_700_000_000_000
+    good = {"key": "loss", "value": "0.5", "timestamp": "1000", "step": "3"}
+    _log(client, run_id, metrics=[good, {"key": "acc", "value": 1, "timestamp": 2.0, "step": 0}])
+    assert _history(client, run_id, "loss") == [(3, 0.5, 1000)]
+    assert _history(client, run_id, "acc") == [(0, 1.0, 2)]
+    for bad in (
+        {"step": 1.5},
+        {"step": True},
+        {"step": "1.0"},
+        {"timestamp": False},
+        {"value": True},
+        {"value": None},
+        {"value": [1]},
+    ):
+        metric = {"key": "loss", "value": 0.5, "timestamp": 1000, "step": 4, **bad}
+        refused = client.post(
+            f"{MLFLOW}/runs/log-batch", json={"run_id": run_id, "metrics": [metric]}
+        )
+        assert_mlflow_error(refused, 400, "INVALID_PARAMETER_VALUE")
+    for bad_body in ({"start_time": False}, {"start_time": 1.5}, {"start_time": -1}):
+        refused = client.post(f"{MLFLOW}/runs/create", json={"experiment_id": "0", **bad_body})
+        assert_mlflow_error(refused, 400, "INVALID_PARAMETER_VALUE")
+    assert _history(client, run_id, "loss") == [(3, 0.5, 1000)]
