@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -22,6 +25,7 @@ from service.settings import Settings
 # that upgrades to a writer later can fail at once with SQLITE_BUSY (the busy timeout
 # does not apply to that upgrade), so every writer asks for the lock first.
 WRITE_OPTION = "momentum_write"
+T = TypeVar("T")
 
 # The hot write path (ingest) queues its SQLite writers on a lock of the process before
 # asking SQLite for its write lock: SQLite's busy handler polls with sleeps of up to
@@ -121,3 +125,79 @@ def _writer_turn(session: Session, queue: bool) -> AbstractContextManager[Any]:
     bind = session.get_bind()
     lock = _SQLITE_WRITERS.get(bind) if queue and isinstance(bind, Engine) else None
     return lock if lock is not None else nullcontext()
+
+
+class GroupCommit:
+    """One writer thread that runs queued units of work together in one transaction
+    (SQLite ingest: its single writer is the bottleneck either way).
+
+    Under bench/load.py's 32 writers each request thread held the SQLite write lock for
+    its whole transaction while taking turns for the GIL with every other thread at
+    each of its ~8 driver calls, so the lock's queue, not the work, made the latency.
+    Here the request threads only wait for a future; the writer takes the queued units
+    (up to `max_units`) into one transaction and one commit. Every unit's future is set
+    only after that commit: acknowledged still means committed. A unit that raises
+    fails its group, and then each unit of the group is run again in a transaction of
+    its own, so only the failing one fails and it writes nothing.
+    """
+
+    def __init__(
+        self, factory: sessionmaker[Session], *, max_units: int = 64, idle_s: float = 2.0
+    ) -> None:
+        self._factory = factory
+        self._max_units = max_units
+        self._idle_s = idle_s
+        self._queue: queue.SimpleQueue[_Unit[Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, work: Callable[[Session], T]) -> Future[T]:
+        unit: _Unit[T] = _Unit(work, Future())
+        self._queue.put(unit)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="momentum-group-commit", daemon=True
+                )
+                self._thread.start()
+        return unit.future
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                units = [self._queue.get(timeout=self._idle_s)]
+            except queue.Empty:
+                with self._lock:  # exit only with nothing queued, or submit restarts us
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            while len(units) < self._max_units:
+                try:
+                    units.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not self._run(units) and len(units) > 1:
+                for unit in units:
+                    self._run([unit])
+
+    def _run(self, units: list[_Unit[Any]]) -> bool:
+        """Run units in one transaction; False (futures untouched) if it failed and
+        should be retried unit by unit."""
+        try:
+            with transaction(self._factory, write=True, queue=True) as session:
+                results = [unit.work(session) for unit in units]
+        except BaseException as exc:
+            if len(units) > 1:
+                return False
+            units[0].future.set_exception(exc)
+            return True
+        for unit, result in zip(units, results, strict=True):
+            unit.future.set_result(result)
+        return True
+
+
+@dataclass
+class _Unit(Generic[T]):
+    work: Callable[[Session], T]
+    future: Future[T]

@@ -54,8 +54,11 @@ def record(
 
 
 def record_points(session: Session, run_id: int, last_steps: dict[str, int]) -> None:
-    """One event per ingested batch: each key with its new last step."""
-    payload = {"run_id": run_id, "keys": last_steps, "last_step": max(last_steps.values())}
+    """One event per ingested batch: each key with its new last step. Batches of one
+    run committed together (service/db.py GroupCommit) share one event with every key."""
+    pending = session.info.get(_PENDING, {}).get(("points", run_id))
+    keys = {**pending["payload"]["keys"], **last_steps} if pending else last_steps
+    payload = {"run_id": run_id, "keys": keys, "last_step": max(keys.values())}
     record(session, "points", payload, run_id=run_id)
 
 
