@@ -127,33 +127,43 @@ def history_ms(base_url: str, run_id: int, query: str = "") -> tuple[float, int,
     return statistics.median(timings), len(response.json()["steps"]), len(response.content)
 
 
-def bytes_per_point(database_url: str, data_dir: Path) -> float:
+_POINT_TABLES = ("points", "point_blocks", "point_chunks")
+
+
+def _pg_point_bytes(engine) -> int:  # type: ignore[no-untyped-def]
+    sizes = " + ".join(f"pg_total_relation_size('{table}')" for table in _POINT_TABLES)
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql(f"SELECT {sizes}").scalar_one())
+
+
+def bytes_per_point(database_url: str, data_dir: Path) -> tuple[float, float]:
+    """Bytes on disk per stored point: (as written, after VACUUM on PostgreSQL)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database_url)
     if engine.dialect.name == "postgresql":
-        # What autovacuum gets back to: each tail-block rewrite leaves a dead copy.
+        # Before VACUUM: what autovacuum has not yet got back (dead copies of updated
+        # and deleted rows: folded chunks, block rewrites); after: the steady state.
+        before = _pg_point_bytes(engine)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.exec_driver_sql("VACUUM point_blocks")
+            for table in _POINT_TABLES:
+                connection.exec_driver_sql(f"VACUUM {table}")
     with engine.connect() as connection:
         count = connection.execute(
             text(
                 "SELECT (SELECT count(*) FROM points) + "
-                "(SELECT coalesce(sum(count), 0) FROM point_blocks)"
+                "(SELECT coalesce(sum(count), 0) FROM point_blocks) + "
+                "(SELECT coalesce(sum(count), 0) FROM point_chunks)"
             )
         ).scalar_one()
         if engine.dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             size = sum(p.stat().st_size for p in data_dir.glob("momentum.sqlite3*"))
+            before = size
         else:
-            size = connection.execute(
-                text(
-                    "SELECT pg_total_relation_size('points') "
-                    "+ pg_total_relation_size('point_blocks')"
-                )
-            ).scalar_one()
+            size = _pg_point_bytes(engine)
     engine.dispose()
-    return size / count
+    return before / count, size / count
 
 
 def server_rss_mb(base_url: str) -> float:
@@ -195,7 +205,7 @@ def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Tabl
         full_ms, full_n, full_bytes = history_ms(base_url, history_run)
         small_ms, small_n, _ = history_ms(base_url, history_run, "?max_points=1000")
         memory = memory_profile(base_url, args.memory_points) if args.memory_points else []
-    per_point = bytes_per_point(database_url, data_dir)
+    written, per_point = bytes_per_point(database_url, data_dir)
 
     backend = "SQLite" if database_url.startswith("sqlite") else "PostgreSQL"
     title = f"Momentum Monitor ingest and history ({backend}, {args.server_workers} server process)"
@@ -214,6 +224,8 @@ def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Tabl
     )
     table.add_row(f"history read, max_points=1000 ({small_n} points)", f"{small_ms:.1f} ms", "")
     table.add_row("bytes per point on disk", f"{per_point:.1f}", "<= 40 (SQLite)")
+    if not database_url.startswith("sqlite"):
+        table.add_row("bytes per point before VACUUM (dead copies)", f"{written:.1f}", "")
     for sent, rss in memory:
         table.add_row(f"server RSS after {sent:,} more points", f"{rss:.0f} MB", "flat")
     return table
