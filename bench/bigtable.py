@@ -17,7 +17,7 @@ PostgreSQL by default (a private throwaway cluster, gone afterwards), or --datab
     python bench/bigtable.py                          # 50M points into a throwaway PostgreSQL
     python bench/bigtable.py --runs 20                # 2M points: a quick look
     python bench/bigtable.py --runs 20 --sqlite
-    python bench/bigtable.py --before 0006            # also measure at revision 0006 first
+    python bench/bigtable.py --before 0007            # also measure at revision 0007
 
 Points are written in-process through the service's own storage path
 (`service.storage.metrics.ingest`, the function behind POST /runs/{id}/metrics), not over
@@ -25,7 +25,8 @@ HTTP: bench/ingest.py measures HTTP ingest; here 50M points must load in minutes
 Batches are whole blocks (4,096 steps) and go round-robin over all runs, as if every run
 trained at once, so a series' blocks lie scattered through the table as they would in
 production. With --before REV the data is loaded at revision REV, measured, migrated to
-head and measured again: the same rows before and after.
+head and measured again, --rounds times (downgrading between): the same rows before and
+after, with the machine's busy spells falling on both.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from momentum.contract import RunCreate, Status, SweepCreate, expand_grid  # noqa: E402
 from service.db import make_engine, make_sessionmaker, transaction  # noqa: E402
-from service.migrate import head_revision, upgrade  # noqa: E402
+from service.migrate import downgrade, head_revision, upgrade  # noqa: E402
 from service.models import Job, Run  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.storage import metrics as metric_store  # noqa: E402
@@ -292,10 +293,21 @@ class Case:
 @dataclass(frozen=True)
 class Timing:
     first: float
-    median: float
-    p95: float
+    samples: list[float]
     size: int
     items: str
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p95(self) -> float:
+        return float(np.percentile(self.samples, 95))
+
+    def joined(self, later: Timing) -> Timing:
+        """Samples of both rounds; the first call of the first round."""
+        return Timing(self.first, self.samples + later.samples, self.size, self.items)
 
 
 def cases(layout: Layout, args: argparse.Namespace) -> list[Case]:
@@ -358,13 +370,18 @@ def timed(http: httpx.Client, case: Case, repeat: int) -> Timing:
     items = (
         f"{len(body['items'])} of {body['total']:,}" if "items" in body and "total" in body else ""
     )
-    p95 = float(np.percentile(timings, 95))
-    return Timing(first, statistics.median(timings), p95, len(response.content), items)
+    return Timing(first, timings, len(response.content), items)
 
 
 def measure(env: dict[str, str], layout: Layout, args: argparse.Namespace) -> dict[str, Timing]:
     with _Server(env) as server, httpx.Client(base_url=server.start(), timeout=300) as http:
         return {case.label: timed(http, case, args.repeat) for case in cases(layout, args)}
+
+
+def add_round(phases: dict[str, dict[str, Timing]], phase: str, timings: dict[str, Timing]) -> None:
+    known = phases.setdefault(phase, {})
+    for label, timing in timings.items():
+        known[label] = known[label].joined(timing) if label in known else timing
 
 
 # --- sizes ------------------------------------------------------------------------
@@ -463,6 +480,13 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, help="sweeps of 12 runs (default runs/50)")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--before", metavar="REV", help="load at REV, measure, upgrade, measure")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="with --before: rounds of (REV, head), downgrading between, so a busy spell "
+        "of the machine falls on both sides (default 2)",
+    )
     args = parser.parse_args()
     points = args.runs * args.keys * args.steps
     check_disk(Path(tempfile.gettempdir()), points)
@@ -482,21 +506,27 @@ def main() -> None:
             rate = layout.points / layout.load_s
             print(f"loaded in {layout.load_s:.0f} s ({rate:,.0f} points/s)", flush=True)
             phases: dict[str, dict[str, Timing]] = {}
-            if args.before:
-                phases[args.before] = measure(env, layout, args)
-                upgrade(settings, "head")
-                maintain(engine)
-            phases[head_revision() or "head"] = measure(env, layout, args)
+            head = head_revision() or "head"
+            for round_ in range(args.rounds if args.before else 1):
+                if args.before:
+                    if round_:
+                        downgrade(settings, args.before)
+                        maintain(engine)
+                    add_round(phases, args.before, measure(env, layout, args))
+                    upgrade(settings, "head")
+                    maintain(engine)
+                add_round(phases, head, measure(env, layout, args))
             rows, total = sizes(engine)
         finally:
             engine.dispose()
 
     backend = engine.dialect.name
+    rounds = f" x {args.rounds} rounds" if args.before and args.rounds > 1 else ""
     targets = {case.label: case.target for case in cases(layout, args)}
     title = (
         f"Momentum Monitor big tables ({backend}; {layout.points:,} points = {args.runs} runs x "
         f"{args.keys} keys x {args.steps:,} steps, +{args.list_runs:,} runs without points; "
-        f"one server process; first call, then median/p95 of {args.repeat}; "
+        f"one server process; first call, then median/p95 of {args.repeat}{rounds}; "
         f"loaded in {layout.load_s:.0f} s)"
     )
     console.print(results_table(title, phases, targets))
