@@ -100,6 +100,8 @@ def merge(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
     sorted, each step once."""
     if not len(newer):
         return older
+    if not len(older) and _ascending(newer["step"]):
+        return newer  # a batch's own points, in order (structured concatenate is slow)
     appends = not len(older) or older["step"][-1] < newer["step"][0]
     if appends and _ascending(newer["step"]):
         return np.concatenate([older, newer])  # the common case: a training loop's next batch
