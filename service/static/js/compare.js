@@ -12,6 +12,7 @@ function maxPoints() {
   return Math.min(4000, Math.max(500, Math.round(width * (window.devicePixelRatio || 1))));
 }
 const NON_FINITE = new Set(["NaN", "Infinity", "-Infinity"]);
+const CONFIG = { responsive: true, displaylogo: false };
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04",
   "#db2777", "#4b5563", "#65a30d"];
 
@@ -209,23 +210,23 @@ async function drawChartsNow(fetched) {
     container.replaceChildren();
     return;
   }
-  const [result, Plotly] = await Promise.all([fetched ?? fetchCurves(), plotly()]);
-  const x = result.x;
-  const logScale = url.params().get("log") === "1";
+  const curves = fetched ?? fetchCurves();
+  const Plotly = await plotly();
+  const x = url.params().get("x") ?? "step";
+  // A chart's first drawing costs Plotly far more than the next ones: lay out the empty
+  // charts while the curves are still on their way.
+  await Promise.all(keys.map((key) => {
+    const node = chartFor(container, key);
+    return node.data ? null : Plotly.newPlot(node, [], layoutFor(key, x), CONFIG);
+  }));
+  const result = await curves;
   const byRun = new Map(runs.map((r, i) => [r.id, { run: r, color: COLORS[i % COLORS.length] }]));
   for (const key of keys) {
     const traces = result.series
       .filter((s) => s.key === key)
-      .flatMap((s) => tracesFor(s, byRun.get(s.run_id).run, byRun.get(s.run_id).color, x));
-    const layout = {
-      title: { text: plotlyText(key) }, margin: { t: 40, r: 20, b: 40, l: 60 },
-      hovermode: "closest",
-      xaxis: { title: { text: x === "step" ? "step" : "seconds" }, ...(range ? { range, autorange: false } : { autorange: true }) },
-      yaxis: { type: logScale ? "log" : "linear" },
-      legend: { orientation: "h", y: -0.2 },
-    };
+      .flatMap((s) => tracesFor(s, byRun.get(s.run_id).run, byRun.get(s.run_id).color, result.x));
     const node = chartFor(container, key);
-    await Plotly.react(node, traces, layout, { responsive: true, displaylogo: false });
+    await Plotly.react(node, traces, layoutFor(key, result.x), CONFIG);
     if (!node.dataset.wired) {
       node.on("plotly_relayout", onZoom); // Plotly gives the node `on` at its first plot
       node.dataset.wired = "1";
@@ -234,6 +235,16 @@ async function drawChartsNow(fetched) {
   for (const node of [...container.children]) {
     if (!keys.includes(node.dataset.key)) node.remove();
   }
+}
+
+function layoutFor(key, x) {
+  return {
+    title: { text: plotlyText(key) }, margin: { t: 40, r: 20, b: 40, l: 60 },
+    hovermode: "closest",
+    xaxis: { title: { text: x === "step" ? "step" : "seconds" }, ...(range ? { range, autorange: false } : { autorange: true }) },
+    yaxis: { type: url.params().get("log") === "1" ? "log" : "linear" },
+    legend: { orientation: "h", y: -0.2 },
+  };
 }
 
 function chartFor(container, key) {
