@@ -9,6 +9,11 @@ reloading a compare view (the curves of 8 runs, smoothed, max_points=1000) and t
 list every --read-interval seconds (default 0.5), as live dashboards refresh.
 Loopback only; the counts and the time are bounded by the flags.
 
+--phase spread (default): each client starts at its own moment within its first interval
+(seeded), as independent jobs' reporters do. --phase aligned: every client sends at the
+same instant of each interval, the worst case (32 batches at once every 0.25 s), which
+measures queueing behind a burst rather than the service under that load.
+
 Prints, per kind of request: requests, points/s (writers), p50/p99 latency, errors.
 
     python bench/load.py
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import random
 import sys
 import threading
 import time
@@ -86,11 +92,17 @@ class _Connection:
 
 
 def _write(
-    base_url: str, run_id: int, args: argparse.Namespace, until: float, tally: Tally
+    base_url: str,
+    run_id: int,
+    args: argparse.Namespace,
+    until: float,
+    tally: Tally,
+    phase: float,
 ) -> None:
     """One training job's reporter: a batch every --interval seconds (0: back to back)."""
     connection, step, size = _Connection(base_url), 0, args.batch
-    next_send = time.monotonic()
+    next_send = time.monotonic() + phase
+    time.sleep(phase)
     while time.monotonic() < until:
         body = _batch(step, size)
         started = time.perf_counter()
@@ -108,9 +120,11 @@ def _read(
     until: float,
     views: Tally,
     lists: Tally,
+    phase: float,
 ) -> None:
     """One open dashboard: the compare view and the run list, every --read-interval s."""
     connection = _Connection(base_url)
+    time.sleep(phase)
     ids = ",".join(map(str, run_ids[:8]))
     compare = f"{API}/compare?run_ids={ids}&keys=loss&smoothing=0.6&max_points=1000"
     while time.monotonic() < until:
@@ -132,13 +146,20 @@ def _load(base_url: str, args: argparse.Namespace) -> tuple[dict[str, Tally], fl
     tallies = {"ingest": Tally(), "compare view": Tally(), "run list": Tally()}
     started = time.monotonic()
     until = started + args.duration
+    phases = random.Random(0)
+    spread = args.phase == "spread"
     clients = [
-        threading.Thread(target=_write, args=(base_url, run_id, args, until, tallies["ingest"]))
+        threading.Thread(
+            target=_write,
+            args=(base_url, run_id, args, until, tallies["ingest"]),
+            kwargs={"phase": phases.uniform(0, args.interval) if spread else 0.0},
+        )
         for run_id in run_ids
     ] + [
         threading.Thread(
             target=_read,
             args=(base_url, run_ids, args, until, tallies["compare view"], tallies["run list"]),
+            kwargs={"phase": phases.uniform(0, args.read_interval) if spread else 0.0},
         )
         for _ in range(args.readers)
     ]
@@ -155,7 +176,7 @@ def _table(
     title = (
         f"Momentum Monitor under load ({backend}, {args.writers} writers x {args.batch}-point "
         f"batches every {args.interval} s, {args.readers} readers every {args.read_interval} s, "
-        f"{elapsed:.0f} s)"
+        f"phase {args.phase}, {elapsed:.0f} s)"
     )
     table = Table(title=title)
     for column in ("requests", "requests/s", "points/s", "p50 ms", "p99 ms", "errors"):
@@ -208,6 +229,12 @@ def main() -> None:
         "--read-interval", type=float, default=0.5, help="seconds between a reader's refreshes"
     )
     parser.add_argument("--server-workers", type=int, default=1, help="momentum serve --workers")
+    parser.add_argument(
+        "--phase",
+        choices=["spread", "aligned"],
+        default="spread",
+        help="spread: each client at its own moment of the interval; aligned: all at once",
+    )
     args = parser.parse_args()
     if not (0 < args.duration <= 600 and 0 < args.writers <= 256 and 0 <= args.readers <= 64):
         parser.error("keep the load bounded: duration <= 600 s, writers <= 256, readers <= 64")
