@@ -243,7 +243,8 @@ function layoutFor(key, x) {
     hovermode: "closest",
     xaxis: { title: { text: x === "step" ? "step" : "seconds" }, ...(range ? { range, autorange: false } : { autorange: true }) },
     yaxis: { type: url.params().get("log") === "1" ? "log" : "linear" },
-    legend: { orientation: "h", y: -0.2 },
+    // Below the x axis title, growing downwards however many runs it lists.
+    legend: { orientation: "h", y: -0.3, yanchor: "top" },
   };
 }
 
