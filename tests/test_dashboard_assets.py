@@ -29,9 +29,7 @@ def test_without_npm_the_full_bundle_of_the_plotly_package_is_served(
 
 def test_every_dashboard_module_is_preloaded_with_the_page() -> None:
     page = (dashboard.STATIC_DIR / "index.html").read_text()
-    preloaded = set(
-        re.findall(r'<link rel="modulepreload" href="/static/js/([\w-]+\.js)">', page)
-    )
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/js/([\w-]+\.js)">', page))
     modules = {path.name for path in (dashboard.STATIC_DIR / "js").glob("*.js")} - {"app.js"}
     assert preloaded == modules
     assert '<link rel="preload" href="/vendor/plotly.min.js" as="script">' in page
