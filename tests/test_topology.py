@@ -9,10 +9,7 @@ replica B's workers wrote. Everything is stopped in finalisers; bounded by deadl
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,6 +25,7 @@ from sqlalchemy import create_engine
 from tests.factories import stored_point_count
 from tests.sse import Received, parse
 from tests.support import ServerProcess, wait_until
+from tests.test_worker_e2e import Workers
 
 pytestmark = [
     pytest.mark.e2e,
@@ -65,46 +63,6 @@ def evaluated_steps() -> list[int]:
     return sorted({s for s in range(STEPS) if s % EVAL_EVERY == 0} | {STEPS - 1})
 
 
-class WorkerPool:
-    """`momentum worker` subprocesses, each polling one replica, logs in files."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, worker_id: str, url: str) -> None:
-        argv = [sys.executable, "-m", "momentum.cli", "worker", "--url", url]
-        argv += ["--worker-id", worker_id, "--device", "cpu", "--threads", "1"]
-        argv += ["--frameworks", FRAMEWORK, "--no-progress"]
-        env = {**os.environ, "MOMENTUM_SPOOL_DIR": str(self.directory / f"spool-{worker_id}")}
-        env.pop("MOMENTUM_TOKEN", None)
-        with (self.directory / f"{worker_id}.log").open("wb") as log:
-            process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes[worker_id] = process
-
-    def all_logs(self) -> str:
-        return "".join(
-            (self.directory / f"{name}.log").read_text(errors="replace") for name in self.processes
-        )
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {name}\n{(self.directory / f'{name}.log').read_text(errors='replace')[-2000:]}"
-            for name in self.processes
-        )
-
-    def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture
 def replicas(database_url: str) -> Iterator[tuple[str, str]]:
     env = {
@@ -119,8 +77,8 @@ def replicas(database_url: str) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def pool(tmp_path: Path) -> Iterator[WorkerPool]:
-    started = WorkerPool(tmp_path)
+def pool(replicas: tuple[str, str], tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(replicas[0], tmp_path)  # each worker is started with its replica's URL
     try:
         yield started
     finally:
@@ -189,17 +147,17 @@ def registered(http: httpx.Client) -> set[str]:
     return {worker["id"] for worker in http.get(f"{API}/workers").json()["items"]}
 
 
-def wait_gently(condition: Callable[[], bool], timeout: float, pool: WorkerPool) -> None:
+def wait_gently(condition: Callable[[], bool], timeout: float, pool: Workers) -> None:
     """Poll every 0.25 s: two cores run six workers, two replicas and PostgreSQL here."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s\n{pool.logs()}")
+            raise AssertionError(f"not within {timeout} s\n{pool.log_tails()}")
         time.sleep(0.25)
 
 
 def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
-    replicas: tuple[str, str], pool: WorkerPool, database_url: str
+    replicas: tuple[str, str], pool: Workers, database_url: str
 ) -> None:
     url_a, url_b = replicas
     with (
@@ -208,8 +166,8 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
         StreamReader(url_a) as stream_a,
     ):
         for index in range(WORKERS_PER_REPLICA):
-            pool.start(f"a-{index}", url_a)
-            pool.start(f"b-{index}", url_b)
+            pool.start(f"a-{index}", url_a, frameworks=FRAMEWORK)
+            pool.start(f"b-{index}", url_b, frameworks=FRAMEWORK)
         # The sweep goes in once all six poll (a claim attempt registers a worker), so
         # both replicas' workers share it rather than whoever started first.
         wait_gently(lambda: registered(http_a) >= set(pool.processes), 60, pool)
@@ -226,7 +184,7 @@ def test_two_replicas_six_workers_run_a_sweep_once_and_share_events(
             if time.monotonic() > deadline:
                 jobs = all_jobs(http_a, sweep["id"])
                 states = [(job["id"], job["status"], job["error"]) for job in jobs]
-                raise AssertionError(f"sweep unfinished: {states}\n{pool.logs()}")
+                raise AssertionError(f"sweep unfinished: {states}\n{pool.log_tails()}")
             time.sleep(0.5)
         elapsed = time.monotonic() - started
         jobs = all_jobs(http_b, sweep["id"])

@@ -30,16 +30,20 @@ COMMON = {"log_every": 1, "device": "cpu", "stop_on_divergence": False}
 
 
 class Workers:
-    """`momentum worker` subprocesses by id, with their logs in files."""
+    """`momentum worker` subprocesses by id, with their logs in files. Each polls the
+    service at `url`, or the one `start` names (a replica of several)."""
 
     def __init__(self, url: str, directory: Path) -> None:
         self.url, self.directory = url, directory
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, worker_id: str) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "momentum.cli", "worker", "--url", self.url]
+    def start(
+        self, worker_id: str, url: str | None = None, frameworks: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "momentum.cli", "worker", "--url", url or self.url]
         argv += ["--worker-id", worker_id, "--device", "cpu", "--threads", "1", "--no-progress"]
-        env = {**os.environ, "MOMENTUM_SPOOL_DIR": str(self.directory / "spool")}
+        argv += ["--frameworks", frameworks] if frameworks else []
+        env = {**os.environ, "MOMENTUM_SPOOL_DIR": str(self.directory / f"spool-{worker_id}")}
         env.pop("MOMENTUM_TOKEN", None)
         with self.log_path(worker_id).open("wb") as log:
             process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -51,6 +55,13 @@ class Workers:
 
     def log(self, worker_id: str) -> str:
         return self.log_path(worker_id).read_text(errors="replace")
+
+    def all_logs(self) -> str:
+        return "".join(self.log(worker_id) for worker_id in self.processes)
+
+    def log_tails(self) -> str:
+        """The end of each worker's log, for a failure message."""
+        return "\n".join(f"--- {name}\n{self.log(name)[-2000:]}" for name in self.processes)
 
     def stop_all(self) -> None:
         for process in self.processes.values():
