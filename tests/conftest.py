@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from service import Settings, create_app
 from service.migrate import upgrade
-from tests.support import throwaway_postgres
+from tests.support import scratch_postgres_database, throwaway_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 _database_numbers = itertools.count()
@@ -75,16 +75,8 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         return
     server: str = request.getfixturevalue("postgres_server")
     template_name: str = request.getfixturevalue("postgres_template")
-    name = f"momentum_test_{os.getpid()}_{next(_database_numbers)}"
-    admin = _admin(server)
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {template_name}"))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with scratch_postgres_database(server, "momentum_test", template_name) as url:
+        yield url
 
 
 @pytest.fixture

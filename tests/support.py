@@ -4,6 +4,7 @@ restartable) server, polling for a condition."""
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 APT_LINE = "apt-get update && apt-get install -y postgresql"
+_scratch_numbers = itertools.count()
 
 
 def free_port() -> int:
@@ -178,3 +180,23 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(0.002)
+
+
+@contextmanager
+def scratch_postgres_database(
+    server_url: str, prefix: str, template: str | None = None
+) -> Iterator[str]:
+    """A new database on the server (a copy of `template`, or empty), dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{os.getpid()}_{next(_scratch_numbers)}"
+    admin = create_engine(f"{server_url}/postgres", isolation_level="AUTOCOMMIT")
+    created_from = f" TEMPLATE {template}" if template else ""
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}{created_from}"))
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

@@ -5,7 +5,6 @@ and id sequences, and the service started on the copy serves the same history.""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import os
 import shutil
@@ -30,7 +29,7 @@ from service.dbcopy import digests, tables
 from service.models import Event, Point, Series
 from tests.factories import log_points, make_run, points
 from tests.jobs_support import API, claim, submit
-from tests.support import live_server
+from tests.support import live_server, scratch_postgres_database
 
 # --- a populated installation ---------------------------------------------------------
 
@@ -112,19 +111,8 @@ def source(sqlite_url: str, tmp_path: Path) -> str:
 @pytest.fixture
 def empty_postgres(postgres_server: str) -> Iterator[str]:
     """A new database with no tables at all: the copy migrates it."""
-    name = f"momentum_copy_{os.getpid()}_{next(_numbers)}"
-    admin = create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield f"{postgres_server}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
-
-
-_numbers = itertools.count()
+    with scratch_postgres_database(postgres_server, "momentum_copy") as url:
+        yield url
 
 
 # --- reading an installation back -----------------------------------------------------
