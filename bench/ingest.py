@@ -62,7 +62,7 @@ def new_run(http: httpx.Client, name: str) -> int:
 
 def send_all(base_url: str, run_id: int, batches: list[bytes]) -> None:
     """One keep-alive connection, stdlib client: the same client as the MLflow
-    figures in DESIGN.md (../shared/bench/mlflow_ingest.py), so the ratio is fair."""
+    figures in docs/design.md (bench/peers/mlflow_ingest.py), so the ratio is fair."""
     host, port = base_url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
     headers = {"content-type": "application/json"}

@@ -1,10 +1,10 @@
-"""The MLflow API of Momentum Monitor, measured as DESIGN.md measured MLflow's own server.
+"""The MLflow API of Momentum Monitor, measured as docs/design.md measured MLflow's own server.
 
 Starts `momentum serve` (SQLite in a fresh data dir; PostgreSQL with --database-url or
 --throwaway-postgres), then measures, beside the MLflow 3.17 tracking server's figures
-from ../shared/DESIGN.md ("Facts measured on these machines"):
+from docs/design.md ("Facts measured on these machines"):
   1. REST `runs/log-batch`, 1,000 metrics a request, bodies encoded before the clock
-     (the same requests ../shared/bench/mlflow_ingest.py sends to `mlflow server`),
+     (the same requests bench/peers/mlflow_ingest.py sends to `mlflow server`),
      one client, then 4 concurrent clients (threads, one run and connection each);
   2. the same ingest through the real MLflow client (`MlflowClient.log_batch`), which
      adds the client's own cost of building and encoding each request;
@@ -34,7 +34,7 @@ from tests.support import live_server  # noqa: E402
 
 API = "/api/2.0/mlflow"
 BATCH = 1_000
-# MLflow 3.17's tracking server on SQLite, same machine (DESIGN.md): points/s, seconds.
+# MLflow 3.17's tracking server on SQLite, same machine (docs/design.md): points/s, seconds.
 MLFLOW_ONE_CLIENT, MLFLOW_FOUR_CLIENTS, MLFLOW_READ_100K_S = 4_200, 8_900, 5.2
 
 
@@ -136,7 +136,7 @@ def main() -> None:
             through_client, read_s, steps = client_ingest_and_read(url, args.points)
     backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
     table = Table(title=f"MLflow API: Momentum Monitor ({backend}) beside MLflow 3.17's server")
-    for column in ("", "Momentum Monitor", "MLflow server (DESIGN.md)", "ratio"):
+    for column in ("", "Momentum Monitor", "MLflow server (docs/design.md)", "ratio"):
         table.add_column(column, justify="right")
     table.add_row(
         "log-batch (1,000), 1 client",

@@ -4,7 +4,7 @@ A block holds up to BLOCK_STEPS consecutive steps of one series as three little-
 arrays (step int64, value float64, wall_time float64) in one `point_blocks` row, with
 its step range, count and finite extremes beside it. A 100,000-point history is ~25
 blobs handed to numpy without a Python object per point, where row reads cost ~1 µs
-per point (DESIGN.md, "Facts measured").
+per point (docs/design.md, "Facts measured").
 
 A training loop's next points (every step above the series' last one) are appended as
 a small `point_chunks` row of the same layout: the cost of a batch is its own size.
