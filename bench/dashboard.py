@@ -34,7 +34,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.compare import make_runs  # noqa: E402
-from tests.browser import chromium  # noqa: E402
+from tests.browser import chromium, wait_for_function  # noqa: E402
 from tests.support import live_server  # noqa: E402
 
 BOTH_CHARTS_DRAWN = """count => ["loss", "accuracy"].every(key => {
@@ -75,7 +75,8 @@ def full_bundle() -> bytes:
 
 def open_and_wait(page: Page, url: str, runs: int) -> None:
     page.goto(url)
-    page.wait_for_function(BOTH_CHARTS_DRAWN, arg=runs, timeout=60_000, polling="raf")
+    # Not Playwright's own wait_for_function: it evals, which the page's policy refuses.
+    wait_for_function(page, BOTH_CHARTS_DRAWN, arg=runs, timeout=60_000)
 
 
 def time_loads(

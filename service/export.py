@@ -2,7 +2,9 @@
 
 Columns: run_id, run_name, one `params.NAME` column per parameter any of the runs has
 (nested objects flattened with dots, lists as JSON), key, step, value, wall_time.
-Values use the contract's spellings (NaN, Infinity, -Infinity). The run table and the
+Values use the contract's spellings (NaN, Infinity, -Infinity). Text cells (run names,
+text params, keys) that a spreadsheet would run as a formula get a leading `'`; numbers,
+including non-finite ones, are written as they are. The run table and the
 series ids are read up front; the points are then read in step windows, each in its
 own short transaction, and written as they come: memory holds one window, never the
 export.
@@ -26,6 +28,14 @@ from service.storage import compare as compare_store
 
 CHUNK_STEPS = 50_000
 _SPELLING = {math.inf: "Infinity", -math.inf: "-Infinity"}
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection,
+# OWASP): `=HYPERLINK(...)` in a run name would run on whoever opens the export.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(text: str) -> str:
+    """User text as a cell a spreadsheet shows as text, never evaluates."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def flatten(params: dict[str, Any], prefix: str = "params.") -> dict[str, str]:
@@ -34,7 +44,7 @@ def flatten(params: dict[str, Any], prefix: str = "params.") -> dict[str, str]:
         if isinstance(value, dict) and value:
             out.update(flatten(value, f"{prefix}{name}."))
         elif isinstance(value, str):
-            out[f"{prefix}{name}"] = value
+            out[f"{prefix}{name}"] = text_cell(value)
         else:
             out[f"{prefix}{name}"] = json.dumps(value)
     return out
@@ -49,8 +59,10 @@ class ExportPlan:
 
 def _line(cells: Sequence[str]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(cells)
-    return buffer.getvalue()
+    # The writer quotes a cell holding any character of its line terminator: with "\n"
+    # alone, a bare "\r" in a name would go out unquoted and split the row for readers.
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue()[:-2] + "\n"
 
 
 def plan(session: Session, runs: Sequence[Run], keys: Sequence[str] | None) -> ExportPlan:
@@ -63,7 +75,8 @@ def plan(session: Session, runs: Sequence[Run], keys: Sequence[str] | None) -> E
         run_keys = keys if keys is not None else sorted(k for r, k in ids if r == run.id)
         for key in run_keys:
             if (run.id, key) in ids:
-                cells = [str(run.id), run.name, *(flat[run.id].get(c, "") for c in columns), key]
+                params = (flat[run.id].get(c, "") for c in columns)
+                cells = [str(run.id), text_cell(run.name), *params, text_cell(key)]
                 series.append((_line(cells)[:-1] + ",", ids[run.id, key]))
     header = ["run_id", "run_name", *columns, "key", "step", "value", "wall_time"]
     return ExportPlan(header=header, series=series)

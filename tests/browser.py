@@ -3,11 +3,14 @@ and the dashboard benchmark. Never `playwright install`: the browser comes from 
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
 
@@ -81,3 +84,25 @@ def watch(page: Page) -> PageProblems:
     page.on("pageerror", lambda error: problems.page_errors.append(str(error)))
     page.on("dialog", on_dialog)
     return problems
+
+
+# An arrow function or a function expression, as opposed to a bare expression.
+_FUNCTION = re.compile(r"\s*(async\b\s*)?(function\b|\([^)]*\)\s*=>|[A-Za-z_$][\w$]*\s*=>)")
+_POLL = """async ([arg, timeoutMs]) => {
+    const predicate = %s;
+    const deadline = performance.now() + timeoutMs;
+    while (!(await predicate(arg))) {
+        if (performance.now() > deadline) throw new Error(`waited ${timeoutMs} ms for: ` + %s);
+        await new Promise((resolve) => requestAnimationFrame(resolve));
+    }
+}"""
+
+
+def wait_for_function(
+    page: Page, expression: str, arg: Any = None, timeout: float = 10_000
+) -> None:
+    """`page.wait_for_function`, polling at each animation frame as it does, for a page
+    whose Content-Security-Policy forbids eval: Playwright's own waiting evals the
+    expression inside the page; this sends it through DevTools, as `page.evaluate` does."""
+    predicate = expression if _FUNCTION.match(expression) else f"() => ({expression})"
+    page.evaluate(_POLL % (predicate, json.dumps(expression)), [arg, timeout])

@@ -7,6 +7,7 @@ import io
 import math
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -21,6 +22,7 @@ from service.export import plan, stream_csv
 from service.models import Run
 from tests.factories import log_points, make_run
 from tests.jobs_support import TINY
+from tests.support import live_server
 
 API = "/api/v1"
 
@@ -260,6 +262,81 @@ def test_export_csv_is_long_format_with_flattened_params(client: TestClient) -> 
     ]
     only = client.get(f"{API}/export.csv", params={"run_ids": other["id"], "keys": "loss"})
     assert only.text.splitlines() == ["run_id,run_name,params.seed,key,step,value,wall_time"]
+
+
+# Text a spreadsheet would run as a formula (OWASP's CSV injection starts), with numbers
+# that start the same way but must stay numbers.
+FORMULA_NAME = '=HYPERLINK("https://evil.example","open")'
+FORMULA_PARAMS = {
+    "optimizer": "=1+1",
+    "note": "-x",
+    "sum": "@SUM(A1:A9)",
+    "plus": "+cmd",
+    "tab": "\tx",
+    "cr": "\r=1",
+    "plain": "adam",
+    "as_text": "-0.5",
+    "list": ["=1"],
+    "momentum": -0.5,
+    "shift": -3,
+    "tiny": -1e-300,
+}
+FORMULA_KEY = "-loss"
+
+
+def _log_formula_run(post: Any) -> int:
+    """The run above through `post` (a TestClient's or httpx's), with negative values."""
+    run = post(f"{API}/runs", json={"name": FORMULA_NAME, "params": FORMULA_PARAMS})
+    assert run.status_code == 201, run.text
+    points = [
+        {"key": FORMULA_KEY, "step": 0, "value": -0.5, "wall_time": 1.0},
+        {"key": FORMULA_KEY, "step": 1, "value": "-Infinity", "wall_time": 2.0},
+    ]
+    logged = post(f"{API}/runs/{run.json()['id']}/metrics", json={"points": points})
+    assert logged.status_code == 200, logged.text
+    return int(run.json()["id"])
+
+
+def _assert_formulas_are_quoted(run_id: int, export_text: str) -> None:
+    header, *rows = list(csv.reader(io.StringIO(export_text)))
+    cells = [dict(zip(header, row, strict=True)) for row in rows]
+    assert [(c["step"], c["value"]) for c in cells] == [("0", "-0.5"), ("1", "-Infinity")]
+    for cell in cells:
+        assert cell["run_id"] == str(run_id)
+        assert cell["run_name"] == "'" + FORMULA_NAME
+        assert cell["key"] == "'" + FORMULA_KEY
+        assert {name: cell[f"params.{name}"] for name in FORMULA_PARAMS} == {
+            "optimizer": "'=1+1",
+            "note": "'-x",
+            "sum": "'@SUM(A1:A9)",
+            "plus": "'+cmd",
+            "tab": "'\tx",
+            "cr": "'\r=1",
+            "plain": "adam",
+            "as_text": "'-0.5",  # text that looks like a number is still text
+            "list": '["=1"]',
+            "momentum": "-0.5",  # numbers, finite or not, stay numbers
+            "shift": "-3",
+            "tiny": "-1e-300",
+        }
+
+
+def test_export_quotes_text_cells_a_spreadsheet_would_run_as_formulas(
+    client: TestClient,
+) -> None:
+    run_id = _log_formula_run(client.post)
+    response = client.get(f"{API}/export.csv", params={"run_ids": run_id})
+    assert response.status_code == 200, response.text
+    _assert_formulas_are_quoted(run_id, response.text)
+
+
+def test_export_from_the_real_server_quotes_formulas(database_url: str) -> None:
+    with live_server({"MOMENTUM_DATABASE_URL": database_url}) as url:
+        with httpx.Client(base_url=url, timeout=30.0) as http:
+            run_id = _log_formula_run(http.post)
+            response = http.get(f"{API}/export.csv", params={"run_ids": run_id})
+    assert response.status_code == 200, response.text
+    _assert_formulas_are_quoted(run_id, response.text)
 
 
 def test_export_reads_in_step_windows_across_gaps(client: TestClient, settings: Settings) -> None:

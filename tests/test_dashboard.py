@@ -7,6 +7,8 @@ screenshot under the pytest base temp directory (dashboard-screenshots/).
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser import PageProblems, chromium, watch
+from tests.browser import PageProblems, chromium, wait_for_function, watch
 from tests.support import live_server
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +26,18 @@ pytestmark = pytest.mark.e2e
 API = "/api/v1"
 LIVE_TIMEOUT_MS = 2000  # the issue's "within 2 s of new points"
 XSS_NAME = "<img src=x onerror=alert(1)>"
+MARKUP = '<a href="https://evil.example" id="pwn">x</a>'
+# Every document the tests open records what its Content-Security-Policy refused.
+RECORD_CSP_VIOLATIONS = """
+    window.cspViolations = [];
+    document.addEventListener("securitypolicyviolation", (event) => {
+        window.cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
+    });
+"""
+# Links anywhere in the page (HTML or Plotly's SVG) that lead to the markup's address.
+EVIL_LINKS = """() => [...document.querySelectorAll("a")].filter((a) =>
+    [a.getAttribute("href"), a.getAttributeNS("http://www.w3.org/1999/xlink", "href")]
+        .some((href) => href?.includes("evil.example"))).length"""
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +74,12 @@ def opened(browser: Browser, screenshots: Path, request: pytest.FixtureRequest) 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
     problems = watch(page)
     try:
         yield Opened(page, problems)
         problems.assert_none()  # no JavaScript errors in the console, no dialogs
+        assert page.evaluate("window.cspViolations") == []
     finally:
         page.screenshot(path=str(screenshots / f"{request.node.name}.png"), full_page=True)
         context.close()
@@ -97,7 +113,8 @@ def main_traces(page: Page, key: str) -> list[dict[str, Any]]:
 
 
 def wait_for_traces(page: Page, key: str, count: int) -> None:
-    page.wait_for_function(
+    wait_for_function(
+        page,
         """([key, count]) => {
             const chart = document.getElementById(`chart-${key}`);
             return chart?.data?.filter(t => t.meta.role === "main").length === count;
@@ -113,7 +130,7 @@ def test_runs_table_lists_the_seeded_runs(service: str, opened: Opened) -> None:
     page = opened.page
     page.goto(f"{service}/?view=runs")
     page.fill("#run-filters input[name=q]", "table-")
-    page.wait_for_function("document.querySelectorAll('#runs-table tbody tr').length === 2")
+    wait_for_function(page, "document.querySelectorAll('#runs-table tbody tr').length === 2")
     shown = page.locator("#runs-table tbody .run-name").all_inner_texts()
     assert sorted(shown) == names
     steps = page.locator("#runs-table tbody tr").first.locator("td").nth(10).inner_text()
@@ -158,12 +175,12 @@ def test_a_shared_compare_link_draws_its_keys_then_offers_the_others(
     page.goto(f"{service}/?view=compare&runs={first},{second}&keys=loss")
     wait_for_traces(page, "loss", 2)
     assert page.locator("#chart-accuracy").count() == 0
-    page.wait_for_function("document.querySelectorAll('#key-choices input').length === 3")
+    wait_for_function(page, "document.querySelectorAll('#key-choices input').length === 3")
     offered = page.locator("#key-choices input").evaluate_all(
         "boxes => boxes.map(b => [b.value, b.checked])"
     )
     assert offered == [["accuracy", False], ["loss", True], ["lr", False]]
-    page.wait_for_function("document.querySelectorAll('#summary-table tbody tr').length === 2")
+    wait_for_function(page, "document.querySelectorAll('#summary-table tbody tr').length === 2")
     traces = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces).sort()")
     assert traces == ["bar", "pie", "scatter"], (
         "not the basic bundle: npm ci --prefix service/vendor"
@@ -183,8 +200,8 @@ def test_smoothing_slider_changes_the_plotted_values(service: str, opened: Opene
     (raw,) = main_traces(page, "loss")
     assert raw["y"][:4] == [0.5, 1.5, 0.5, 1.5]
     page.locator("#smoothing").fill("0.9")
-    page.wait_for_function(
-        "document.getElementById('chart-loss').data.some(t => t.meta.role === 'raw')"
+    wait_for_function(
+        page, "document.getElementById('chart-loss').data.some(t => t.meta.role === 'raw')"
     )
     (smoothed,) = main_traces(page, "loss")
     assert smoothed["y"] != raw["y"]
@@ -200,7 +217,8 @@ def test_points_arriving_update_the_chart_and_table_live(service: str, opened: O
     wait_for_traces(page, "loss", 1)
     page.wait_for_selector("#live-status.on")
     log_curve(service, run_id, range(100, 250))
-    page.wait_for_function(
+    wait_for_function(
+        page,
         """() => {
             const trace = document.getElementById('chart-loss').data
                 .find(t => t.meta.role === 'main');
@@ -211,10 +229,10 @@ def test_points_arriving_update_the_chart_and_table_live(service: str, opened: O
     page.click("nav a[data-view=runs]")
     page.fill("#run-filters input[name=q]", "live-run")
     row = f"#runs-table tr[data-run-id='{run_id}'] td:nth-child(11)"
-    page.wait_for_function(f"document.querySelector(\"{row}\")?.textContent === '249'")
+    wait_for_function(page, f"document.querySelector(\"{row}\")?.textContent === '249'")
     log_curve(service, run_id, range(250, 300))
-    page.wait_for_function(
-        f"document.querySelector(\"{row}\")?.textContent === '299'", timeout=LIVE_TIMEOUT_MS
+    wait_for_function(
+        page, f"document.querySelector(\"{row}\")?.textContent === '299'", timeout=LIVE_TIMEOUT_MS
     )
 
 
@@ -228,15 +246,17 @@ def test_job_list_updates_live_and_cancels(service: str, opened: Opened) -> None
     row.wait_for(timeout=LIVE_TIMEOUT_MS)
     assert "queued" in row.inner_text()
     row.get_by_role("button", name="Cancel").click()
-    page.wait_for_function(
+    wait_for_function(
+        page,
         f"""document.querySelector("#jobs-table tr[data-job-id='{job["id"]}']")
-            ?.textContent.includes('cancelled')"""
+            ?.textContent.includes('cancelled')""",
     )
     assert httpx.get(f"{service}{API}/jobs/{job['id']}").json()["status"] == "cancelled"
     row.get_by_role("button", name="Retry").click()
-    page.wait_for_function(
+    wait_for_function(
+        page,
         f"""document.querySelector("#jobs-table tr[data-job-id='{job["id"]}']")
-            ?.textContent.includes('queued')"""
+            ?.textContent.includes('queued')""",
     )
     httpx.post(f"{service}{API}/jobs/{job['id']}/cancel")
 
@@ -256,14 +276,14 @@ def test_submitting_a_sweep_from_the_form_creates_its_jobs(service: str, opened:
     # The API refuses a cnn on ravine: its message shows beside the model field.
     model_error = form.locator(".field-error[data-for=model]")
     model_error.wait_for()
-    page.wait_for_function(
-        "document.querySelector('.field-error[data-for=model]').textContent.length > 0"
+    wait_for_function(
+        page, "document.querySelector('.field-error[data-for=model]').textContent.length > 0"
     )
     assert "cnn" in model_error.inner_text()
     form.locator("select[name=model]").select_option("linear")
     form.locator("button[type=submit]").click()
-    page.wait_for_function(
-        "document.getElementById('job-form-result').textContent.includes('queued 4 jobs')"
+    wait_for_function(
+        page, "document.getElementById('job-form-result').textContent.includes('queued 4 jobs')"
     )
     sweeps = httpx.get(f"{service}{API}/sweeps").json()["items"]
     sweep = next(s for s in sweeps if s["name"] == "form-sweep")
@@ -295,7 +315,7 @@ def test_sweep_view_shows_final_vs_momentum_and_bands_with_the_best(
         log_curve(service, job["run_id"], range(0, 100), rate=rate + job["config"]["seed"] / 100)
     page = opened.page
     page.goto(f"{service}/?view=sweep&sweep={sweep['id']}&key=loss")
-    page.wait_for_function("document.getElementById('sweep-final').data?.[0]?.x.length === 2")
+    wait_for_function(page, "document.getElementById('sweep-final').data?.[0]?.x.length === 2")
     final = page.evaluate(
         """() => { const t = document.getElementById('sweep-final').data[0];
                    return {x: Array.from(t.x), std: Array.from(t.error_y.array),
@@ -332,6 +352,66 @@ def test_a_run_named_like_html_shows_as_text_and_runs_nothing(service: str, open
     assert opened.problems.dialogs == []
 
 
+def test_markup_in_params_and_names_shows_as_text_on_compare_and_sweep_charts(
+    service: str, opened: Opened
+) -> None:
+    marked = make_run(
+        service,
+        f"{MARKUP} run",
+        params={"optimizer": MARKUP, "momentum": 0.9, "lr": 0.05, "seed": 0},
+    )
+    plain = make_run(service, "plain-adam", params={"optimizer": "adam", "lr": 0.05, "seed": 0})
+    for run_id in (marked, plain):
+        log_curve(service, run_id, range(0, 20))
+    page = opened.page
+    page.goto(f"{service}/?view=compare&runs={marked},{plain}&keys=loss")
+    wait_for_traces(page, "loss", 2)
+    legends = page.locator("#chart-loss .legendtext").all_text_contents()
+    assert any(text.startswith(f"{MARKUP} run ({MARKUP}, μ=0.9") for text in legends), legends
+    page.goto(f"{service}/?view=sweep&runs={marked},{plain}&key=loss&by=optimizer")
+    wait_for_function(page, "document.getElementById('sweep-final').data?.[0]?.x.length === 2")
+    page.locator("#sweep-bands .legendtext").first.wait_for()
+    ticks = page.locator("#sweep-final .xtick text").all_text_contents()
+    assert sorted(ticks) == sorted([MARKUP, "adam"])
+    bands = page.locator("#sweep-bands .legendtext").all_text_contents()
+    assert f'optimizer="{MARKUP}"' in [text.replace('\\"', '"') for text in bands], bands
+    values = page.locator("#sweep-table tbody td:first-child").all_text_contents()
+    assert json.dumps(MARKUP) in values, values
+    # Hover over the marked group's point: its label is text too.
+    page.evaluate(
+        """() => { const chart = document.getElementById('sweep-final');
+                   const index = chart.data[0].x.findIndex((x) => x.includes('evil'));
+                   Plotly.Fx.hover(chart, [{curveNumber: 0, pointNumber: index}]); }"""
+    )
+    hover = page.locator("#sweep-final .hoverlayer").text_content() or ""
+    assert MARKUP in hover, hover
+    assert page.locator("#pwn").count() == 0
+    assert page.evaluate(EVIL_LINKS) == 0  # no element was made from the markup
+    assert page.evaluate("window.cspViolations") == []
+
+
+def test_the_dashboard_sends_a_content_security_policy_and_refuses_framing(
+    service: str,
+) -> None:
+    for path in ("/", "/static/js/app.js", "/static/style.css", "/vendor/plotly.min.js"):
+        headers = httpx.get(f"{service}{path}").headers
+        directives = [d.split() for d in headers["content-security-policy"].split(";")]
+        policy = {name: sources for name, *sources in directives}
+        assert policy["default-src"] == ["'self'"], path
+        assert policy["script-src"] == ["'self'"], path  # no inline or eval'd script
+        assert policy["connect-src"] == ["'self'"], path
+        assert policy["object-src"] == policy["base-uri"] == ["'none'"], path
+        assert policy["frame-ancestors"] == ["'none'"], path
+        assert headers["x-frame-options"] == "DENY", path
+        assert headers["x-content-type-options"] == "nosniff", path
+    # Swagger UI's page runs an inline script from a CDN: the policy is the dashboard's.
+    assert "content-security-policy" not in httpx.get(f"{service}/docs").headers
+    page = httpx.get(f"{service}/").text
+    # Every script is a file the policy allows: none inline, no inline handlers.
+    assert page.count("<script") == page.count('<script type="module" src="/static/')
+    assert re.search(r"\son[a-z]+=", page) is None
+
+
 def test_the_page_asks_for_the_token_once_per_browser_session(
     tmp_path: Path, sqlite_template: Path, browser: Browser, screenshots: Path
 ) -> None:
@@ -350,8 +430,8 @@ def test_the_page_asks_for_the_token_once_per_browser_session(
             dialog.wait_for(state="visible")
             page.fill("#token-form input[name=token]", "wrong")
             page.click("#token-form button[type=submit]")
-            page.wait_for_function(
-                "document.getElementById('token-error').textContent.includes('not accepted')"
+            wait_for_function(
+                page, "document.getElementById('token-error').textContent.includes('not accepted')"
             )
             page.fill("#token-form input[name=token]", "s3cret")
             page.click("#token-form button[type=submit]")

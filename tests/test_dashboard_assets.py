@@ -33,3 +33,18 @@ def test_every_dashboard_module_is_preloaded_with_the_page() -> None:
     modules = {path.name for path in (dashboard.STATIC_DIR / "js").glob("*.js")} - {"app.js"}
     assert preloaded == modules
     assert '<link rel="preload" href="/vendor/plotly.min.js" as="script">' in page
+
+
+def test_styles_need_unsafe_inline_only_with_the_full_bundle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The basic bundle's one empty <style> is allowed by its hash; the full bundle, the
+    fallback without npm, also writes its map library's stylesheet into a <style>, which
+    needs 'unsafe-inline'. Scripts never do."""
+    policy = dashboard.locked_down()["Content-Security-Policy"]
+    assert f"style-src 'self' {dashboard.EMPTY_STYLE}" in policy
+    assert "unsafe" not in policy
+    monkeypatch.setattr(dashboard, "BASIC_PLOTLY_JS", tmp_path / "not-installed.js")
+    policy = dashboard.locked_down()["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src 'self';" in policy

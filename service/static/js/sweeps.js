@@ -101,9 +101,17 @@ function meanStd(stat) {
   return stat.std === null ? formatNumber(stat.mean) : `${formatNumber(stat.mean)} ± ${formatNumber(stat.std)}`;
 }
 
+// A group's value as Plotly's x: numbers on a linear axis (which has no place for
+// anything else), or else a category label, which Plotly reads as markup like any text.
+function groupX(value, numeric) {
+  if (numeric) return typeof value === "number" ? value : null;
+  return plotlyText(typeof value === "string" ? value : JSON.stringify(value));
+}
+
 async function drawFinal(result, isBest) {
   const Plotly = await plotly();
-  const xs = result.groups.map((g) => g.value);
+  const numeric = typeof result.groups[0]?.value === "number";
+  const xs = result.groups.map((g) => groupX(g.value, numeric));
   const trace = {
     x: xs, y: result.groups.map((g) => g.final.mean), type: "scatter", mode: "markers+lines",
     name: `final ${plotlyText(result.key)}`,
@@ -117,7 +125,7 @@ async function drawFinal(result, isBest) {
   };
   return Plotly.react("sweep-final", [trace], {
     title: { text: `final ${plotlyText(result.key)} vs ${plotlyText(result.by)} (mean ± std across seeds)` },
-    xaxis: { title: { text: plotlyText(result.by) }, type: typeof xs[0] === "number" ? "linear" : "category" },
+    xaxis: { title: { text: plotlyText(result.by) }, type: numeric ? "linear" : "category" },
     margin: { t: 40, r: 20, b: 50, l: 60 },
   }, { responsive: true, displaylogo: false });
 }
