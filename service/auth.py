@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from service.errors import ApiError
 from service.settings import Settings
@@ -104,3 +105,22 @@ def assert_every_api_route_guarded(app: FastAPI, prefix: str) -> None:
         for method, operation in operations.items():
             if not operation.get("security"):
                 raise RuntimeError(f"{method.upper()} {path} has no auth scope (use requires())")
+
+
+def caller_role(request: Request) -> Role:
+    """The role of the token this request presented: full when no token is configured.
+
+    For routes whose rule depends on the role beyond the scope (see `service.storage.
+    runs.worker_write_refusal`); `requires()` has already accepted the token.
+    """
+    settings: Settings = request.app.state.settings
+    if not settings.auth_enabled:
+        return Role.full
+    scheme, presented = get_authorization_scheme_param(request.headers.get("Authorization"))
+    role = role_for_token(settings, presented) if scheme.lower() == "bearer" else None
+    if role is None:  # only if a route forgot its `requires()`
+        raise ApiError(401, "unauthorized", "the token is not valid", headers=_UNAUTHORIZED_HEADERS)
+    return role
+
+
+CallerRole = Annotated[Role, Depends(caller_role)]

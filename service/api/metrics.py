@@ -6,11 +6,13 @@ import asyncio
 import functools
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from momentum.contract import (
@@ -26,13 +28,15 @@ from momentum.contract.common import METRIC_KEY_PATTERN
 from momentum.contract.metrics import MAX_STEP
 from momentum.contract.values import encode_value
 from service.api.runs import RunId, load_run
-from service.auth import Scope, requires
+from service.auth import CallerRole, Role, Scope, requires
 from service.db import GroupCommit, transaction
 from service.deps import SessionDep, SettingsDep
 from service.downsample import Columns, downsample, encoded_values
 from service.errors import ApiError, not_found, validation_error
+from service.models import Run
 from service.responses import FastJSONResponse
 from service.storage import metrics as metric_store
+from service.storage import runs as run_store
 from service.storage.metrics import IngestOutcome
 
 router = APIRouter(prefix="/runs/{run_id}/metrics", tags=["metrics"])
@@ -90,24 +94,42 @@ def _group_commit(app: FastAPI) -> GroupCommit:
     return writer
 
 
-def _store(app: FastAPI, run_id: int, batch: metric_store.PreparedBatch) -> IngestOutcome | None:
+IngestWork = Callable[[Session], IngestOutcome | ApiError | None]
+
+
+def _store(app: FastAPI, work: IngestWork) -> IngestOutcome | ApiError | None:
     """PostgreSQL: a transaction of the request's own (row locks let them overlap)."""
     with transaction(app.state.sessions, write=True) as session:
-        return metric_store.ingest_prepared(session, run_id, batch)
+        return work(session)
 
 
-async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint]) -> IngestResult:
+def _ingest_if_allowed(
+    session: Session, run_id: int, batch: metric_store.PreparedBatch, role: Role
+) -> IngestOutcome | ApiError | None:
+    """The batch stored, or the worker token's refusal: returned, not raised, so that a
+    refusal does not fail the other requests of its SQLite commit group."""
+    if role is Role.worker:
+        run = session.get(Run, run_id)
+        refusal = run_store.worker_write_refusal(session, run) if run is not None else None
+        if refusal is not None:
+            return refusal
+    return metric_store.ingest_prepared(session, run_id, batch)
+
+
+async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint], role: Role) -> IngestResult:
     if len(points) > _PREPARE_INLINE:
         batch = await run_in_threadpool(metric_store.prepare, points, time.time())
     else:  # a few hundred µs: less than the hop to a thread and back
         batch = metric_store.prepare(points, time.time())
+    work = functools.partial(_ingest_if_allowed, run_id=run_id, batch=batch, role=role)
     if app.state.settings.is_sqlite:
-        work = functools.partial(metric_store.ingest_prepared, run_id=run_id, batch=batch)
         outcome = await asyncio.wrap_future(_group_commit(app).submit(work))
     else:
-        outcome = await run_in_threadpool(_store, app, run_id, batch)
+        outcome = await run_in_threadpool(_store, app, work)
     if outcome is None:
         raise not_found("run", run_id)
+    if isinstance(outcome, ApiError):
+        raise outcome
     app.state.observability.points_ingested.inc(outcome.accepted)
     return IngestResult(run_id=run_id, accepted=outcome.accepted, keys=outcome.keys)
 
@@ -119,10 +141,12 @@ async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint]) -> Inges
     openapi_extra=INGEST_BODY,
     responses={413: {"model": ErrorResponse, "description": "Body or point count over the limit."}},
 )
-async def ingest_points(run_id: RunId, request: Request, settings: SettingsDep) -> IngestResult:
+async def ingest_points(
+    run_id: RunId, request: Request, settings: SettingsDep, role: CallerRole
+) -> IngestResult:
     """Store a batch atomically; (key, step) upserts, so a resent batch never duplicates."""
     points = parse_batch(await request.body(), settings.max_points_per_batch)
-    return await _ingest(request.app, run_id, points)
+    return await _ingest(request.app, run_id, points, role)
 
 
 @router.get("", response_model=SeriesList, dependencies=[requires(Scope.read)])

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from momentum.contract import RunCreate, RunUpdate, Status
 from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
-from service.auth import Scope, requires
+from service.auth import CallerRole, Role, Scope, requires
 from service.deps import SessionDep, WriteSessionDep
 from service.mlflow import entities, schemas, search
 from service.mlflow import metrics as mlflow_metrics
@@ -294,9 +294,10 @@ def runs_get(
 
 
 @router.post("/runs/update", dependencies=[INGEST], **_doc(schemas.MlflowRunUpdated))
-def runs_update(body: RunUpdateBody, session: WriteSessionDep) -> dict[str, Any]:
+def runs_update(body: RunUpdateBody, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
     """Set a run's status, end time or name."""
     run = entities.load_run(session, body.run_id or body.run_uuid)
+    _check_writable(session, run, role)
     status: Status | None = None
     if body.status is not None:
         status = entities.STATUS_FROM_MLFLOW.get(body.status)
@@ -381,9 +382,21 @@ def _set_tags(run: Run, tags: list[KeyValue]) -> None:
         run.name = _contract(RunUpdate, name=merged["mlflow.runName"]).name
 
 
-def _log_params(run: Run, params: list[KeyValue]) -> None:
+def _check_writable(
+    session: Session, run: Run, role: Role, params: dict[str, Any] | None = None
+) -> None:
+    """The worker token's rights on runs (SECURITY.md), as on /api/v1: 403 otherwise."""
+    if role is Role.worker:
+        refusal = run_store.worker_write_refusal(session, run, params)
+        if refusal is not None:
+            raise refusal
+
+
+def _merged_params(run: Run, params: list[KeyValue]) -> dict[str, Any] | None:
+    """The run's params with `params` added (None if there are none); a param that would
+    change its value is MLflow's 400."""
     if not params:
-        return
+        return None
     merged = dict(run.params)
     for param in params:
         old = merged.get(param.key)
@@ -395,7 +408,7 @@ def _log_params(run: Run, params: list[KeyValue]) -> None:
             )
         merged[param.key] = entities.param_in(param.value)
     _contract(RunUpdate, params=merged)
-    entities.set_params(run, merged)
+    return merged
 
 
 def _log(
@@ -404,10 +417,14 @@ def _log(
     metrics: list[dict[str, Any]],
     params: list[KeyValue],
     tags: list[KeyValue],
+    role: Role,
 ) -> dict[str, Any]:
     run = entities.load_run(session, ref.run_id or ref.run_uuid)
     parsed = [mlflow_metrics.parse_metric(metric) for metric in metrics]
-    _log_params(run, params)
+    merged = _merged_params(run, params)
+    _check_writable(session, run, role, merged)
+    if merged is not None:
+        entities.set_params(run, merged)
     _set_tags(run, tags)
     session.flush()
     mlflow_metrics.log_metrics(session, run, parsed)
@@ -415,28 +432,30 @@ def _log(
 
 
 @router.post("/runs/log-batch", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_log_batch(body: LogBatch, session: WriteSessionDep) -> dict[str, Any]:
+def runs_log_batch(body: LogBatch, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
     """Metrics, params and tags of one run, atomically (repeated steps: see README)."""
-    return _log(session, body, body.metrics, body.params, body.tags)
+    return _log(session, body, body.metrics, body.params, body.tags, role)
 
 
 @router.post("/runs/log-metric", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_log_metric(body: LogMetric, session: WriteSessionDep) -> dict[str, Any]:
+def runs_log_metric(body: LogMetric, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
     """One metric value (repeated steps: see README)."""
     metric = {"key": body.key, "value": body.value, "timestamp": body.timestamp, "step": body.step}
-    return _log(session, body, [metric], [], [])
+    return _log(session, body, [metric], [], [], role)
 
 
 @router.post("/runs/log-parameter", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_log_parameter(body: LogParam, session: WriteSessionDep) -> dict[str, Any]:
+def runs_log_parameter(
+    body: LogParam, session: WriteSessionDep, role: CallerRole
+) -> dict[str, Any]:
     """One param; a param cannot change its value."""
-    return _log(session, body, [], [KeyValue(key=body.key, value=body.value)], [])
+    return _log(session, body, [], [KeyValue(key=body.key, value=body.value)], [], role)
 
 
 @router.post("/runs/set-tag", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_set_tag(body: LogParam, session: WriteSessionDep) -> dict[str, Any]:
+def runs_set_tag(body: LogParam, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
     """Set one tag of a run."""
-    return _log(session, body, [], [], [KeyValue(key=body.key, value=body.value)])
+    return _log(session, body, [], [], [KeyValue(key=body.key, value=body.value)], role)
 
 
 # Metric histories

@@ -12,7 +12,7 @@ from momentum.contract import Page, RunCreate, RunHeartbeat, RunPublic, RunUpdat
 from momentum.contract.common import NO_NUL
 from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
-from service.auth import Scope, requires
+from service.auth import CallerRole, Role, Scope, requires
 from service.deps import PageDep, SessionDep, WriteSessionDep
 from service.errors import ApiError, not_found
 from service.models import Run
@@ -30,6 +30,18 @@ def load_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
         raise not_found("run", run_id)
+    return run
+
+
+def load_writable_run(
+    session: Session, run_id: int, role: Role, params: dict[str, Any] | None = None
+) -> Run:
+    """The run, if this caller may write it (SECURITY.md: the worker token's rights)."""
+    run = load_run(session, run_id)
+    if role is Role.worker:
+        refusal = run_store.worker_write_refusal(session, run, params)
+        if refusal is not None:
+            raise refusal
     return run
 
 
@@ -132,10 +144,12 @@ def get_run(run_id: RunId, session: SessionDep) -> RunPublic:
 
 
 @router.patch("/{run_id}", response_model=RunPublic, dependencies=[requires(Scope.ingest)])
-def update_run(run_id: RunId, body: RunUpdate, session: WriteSessionDep) -> RunPublic:
+def update_run(
+    run_id: RunId, body: RunUpdate, session: WriteSessionDep, role: CallerRole
+) -> RunPublic:
     """Rename, retag, change params, set status or divergence."""
-    run = run_store.update_run(session, load_run(session, run_id), body)
-    return to_public(session, [run])[0]
+    run = load_writable_run(session, run_id, role, params=body.params)
+    return to_public(session, [run_store.update_run(session, run, body)])[0]
 
 
 @router.delete("/{run_id}", status_code=204, dependencies=[requires(Scope.admin)])
@@ -149,9 +163,9 @@ def delete_run(run_id: RunId, session: WriteSessionDep) -> Response:
 @router.post(
     "/{run_id}/heartbeat", response_model=RunHeartbeat, dependencies=[requires(Scope.ingest)]
 )
-def heartbeat(run_id: RunId, session: WriteSessionDep) -> RunHeartbeat:
+def heartbeat(run_id: RunId, session: WriteSessionDep, role: CallerRole) -> RunHeartbeat:
     """Keep an SDK run alive; a run silent past the timeout becomes failed."""
-    run = run_store.heartbeat(session, load_run(session, run_id))
+    run = run_store.heartbeat(session, load_writable_run(session, run_id, role))
     assert run.last_heartbeat_at is not None
     return RunHeartbeat(
         id=run.id, status=Status(run.status), last_heartbeat_at=run.last_heartbeat_at

@@ -16,7 +16,8 @@ from sqlalchemy.sql import ColumnElement
 
 from momentum.contract import TERMINAL_STATUSES, RunCreate, RunUpdate, Status
 from service import events
-from service.models import Run, utcnow
+from service.errors import ApiError
+from service.models import Job, Run, Series, utcnow
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,52 @@ def update_run(session: Session, run: Run, body: RunUpdate) -> Run:
     run.updated_at = now
     session.flush()
     return run
+
+
+_FULL_TOKEN_CAN = "the full token (MOMENTUM_TOKEN) can"
+
+
+def worker_write_refusal(
+    session: Session, run: Run, params: dict[str, Any] | None = None
+) -> ApiError | None:
+    """Why the worker token may not write `run` now (a 403 to raise), or None if it may.
+
+    A run that belongs to a job: only while that job is running (a retried job's claim
+    makes it running again). Any other run: only while it is not finished. `params`,
+    the params a request would set: not once the run has points, unless unchanged.
+    Checked in the writing transaction, without row locks: a write racing the job's or
+    run's end is one the worker token could have made a moment earlier anyway.
+    """
+    job = session.execute(
+        select(Job.id, Job.status).where(Job.run_id == run.id).order_by(Job.id.desc()).limit(1)
+    ).first()
+    if job is not None and job.status != Status.running:
+        return ApiError(
+            403,
+            "run_closed",
+            f"run {run.id} belongs to job {job.id}, which is {job.status}: the worker token "
+            f"may write a job's run only while the job is running; {_FULL_TOKEN_CAN}",
+        )
+    if job is None and Status(run.status).is_terminal:
+        return ApiError(
+            403,
+            "run_closed",
+            f"run {run.id} is {run.status}: a finished run is read-only for the worker "
+            f"token; {_FULL_TOKEN_CAN} write it (e.g. `momentum sync --token`)",
+        )
+    if params is not None and params != run.params and has_points(session, run.id):
+        return ApiError(
+            403,
+            "params_frozen",
+            f"run {run.id} already has points, so the worker token may not change its "
+            f"params (they decide how it is compared); {_FULL_TOKEN_CAN}",
+        )
+    return None
+
+
+def has_points(session: Session, run_id: int) -> bool:
+    found = select(Series.id).where(Series.run_id == run_id, Series.last_step.is_not(None))
+    return session.execute(found.limit(1)).first() is not None
 
 
 def heartbeat(session: Session, run: Run) -> Run:
