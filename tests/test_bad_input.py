@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from service import Settings, create_app
+from service.mlflow.errors import is_mlflow_path
 from tests.support import live_server
 
 API = "/api/v1"
@@ -64,6 +65,17 @@ def assert_error_shape(response: httpx.Response, status: int, code: str | None =
         assert isinstance(item["loc"], list) and isinstance(item["msg"], str)
     if code is not None:
         assert error["code"] == code, error
+
+
+def assert_mlflow_error(response: httpx.Response, status: int, code: str | None) -> str:
+    """MLflow's error shape, exactly (on its routes); returns the message."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error_code", "message"}, body
+    assert code is None or body["error_code"] == code, body
+    assert isinstance(body["message"], str) and body["message"], body
+    return str(body["message"])
 
 
 @dataclass(frozen=True)
@@ -530,8 +542,9 @@ def run_matrix(http: TestClient | httpx.Client, engine: Engine, cases: list[Bad]
     before = snapshot(engine)
     for case in cases:
         response = case.send(http)
+        check = assert_mlflow_error if is_mlflow_path(case.path) else assert_error_shape
         try:
-            assert_error_shape(response, case.status, case.code)
+            check(response, case.status, case.code)
         except AssertionError as exc:
             problems.append(f"{case.name}: {exc}")
         after = snapshot(engine)
@@ -650,3 +663,227 @@ def test_a_chunked_body_over_the_limit_is_refused_as_it_streams(
         response = http.post(METRICS, content=chunks(), headers=JSON)
         assert_error_shape(response, 413, "body_too_large")
         assert snapshot(engine) == before
+
+
+# MLflow's routes: MLflow's error shape, on both backends. Ids and page tokens are read
+# as ASCII digits within int64 (`'²'.isdigit()` is true, `int('²')` a 500 once); an id
+# no row can have is an unknown one, a token this server never gave out is invalid.
+MLFLOW = "/api/2.0/mlflow"
+MISSING_ID, INVALID = "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"
+DIGITS_5000, INT64_PAST = "9" * 5000, str(2**63)
+HISTORY = f"{MLFLOW}/metrics/get-history"
+BULK = f"{MLFLOW}/metrics/get-history-bulk-interval"
+TOP_STEP = 2**63 - 1
+
+
+def mlflow_get(name: str, path: str, status: int, code: str, **params: Any) -> Bad:
+    return Bad(name, "GET", f"{MLFLOW}/{path}", status, code, params=params)
+
+
+def mlflow_post(name: str, path: str, status: int, code: str, body: Any) -> Bad:
+    return Bad(name, "POST", f"{MLFLOW}/{path}", status, code, json=body)
+
+
+def _history(**params: Any) -> dict[str, Any]:
+    return {"run_id": "1", "metric_key": "loss", **params}
+
+
+def _bulk(**params: Any) -> dict[str, Any]:
+    return {"run_ids": "1", "metric_key": "loss", **params}
+
+
+MLFLOW_IDS = [
+    mlflow_get("mlflow run id ²", "runs/get", 404, MISSING_ID, run_id="²"),
+    mlflow_get("mlflow run id 5,000 digits", "runs/get", 404, MISSING_ID, run_id=DIGITS_5000),
+    mlflow_get("mlflow run id 2**63", "runs/get", 404, MISSING_ID, run_uuid=INT64_PAST),
+    mlflow_get("mlflow run id -1", "runs/get", 404, MISSING_ID, run_id="-1"),
+    mlflow_get("mlflow experiment id ²", "experiments/get", 404, MISSING_ID, experiment_id="²"),
+    mlflow_get(
+        "mlflow experiment id 5,000 digits",
+        "experiments/get",
+        404,
+        MISSING_ID,
+        experiment_id=DIGITS_5000,
+    ),
+    mlflow_post("mlflow delete run ²", "runs/delete", 404, MISSING_ID, {"run_id": "²"}),
+    mlflow_post(
+        "mlflow delete run 5,000 digits", "runs/delete", 404, MISSING_ID, {"run_id": DIGITS_5000}
+    ),
+    mlflow_post(
+        "mlflow search experiment ²", "runs/search", 404, MISSING_ID, {"experiment_ids": ["²"]}
+    ),
+    mlflow_post(
+        "mlflow search experiment 2**63",
+        "runs/search",
+        404,
+        MISSING_ID,
+        {"experiment_ids": [INT64_PAST]},
+    ),
+    mlflow_get(
+        "mlflow history of run ²", "metrics/get-history", 404, MISSING_ID, **_history(run_id="²")
+    ),
+    mlflow_get(
+        "mlflow bulk of run ²",
+        "metrics/get-history-bulk-interval",
+        404,
+        MISSING_ID,
+        run_ids="²",
+        metric_key="loss",
+    ),
+]
+MLFLOW_TOKENS = [
+    mlflow_post("mlflow runs page_token ²", "runs/search", 400, INVALID, {"page_token": "²"}),
+    mlflow_post(
+        "mlflow runs page_token 5,000 digits",
+        "runs/search",
+        400,
+        INVALID,
+        {"experiment_ids": ["0"], "page_token": DIGITS_5000},
+    ),
+    mlflow_post("mlflow runs page_token -1", "runs/search", 400, INVALID, {"page_token": "-1"}),
+    mlflow_post(
+        "mlflow experiments page_token 5,000 digits",
+        "experiments/search",
+        400,
+        INVALID,
+        {"page_token": DIGITS_5000},
+    ),
+    mlflow_get(
+        "mlflow experiments page_token ²", "experiments/search", 400, INVALID, page_token="²"
+    ),
+    mlflow_get(
+        "mlflow history page_token ²",
+        "metrics/get-history",
+        400,
+        INVALID,
+        **_history(page_token="²"),
+    ),
+    mlflow_get(
+        "mlflow history page_token 5,000 digits",
+        "metrics/get-history",
+        400,
+        INVALID,
+        **_history(page_token=DIGITS_5000),
+    ),
+    mlflow_get(
+        "mlflow history page_token 10**20",
+        "metrics/get-history",
+        400,
+        INVALID,
+        **_history(page_token="99999999999999999999"),
+    ),
+]
+MLFLOW_STEPS = [
+    mlflow_get(
+        "mlflow bulk end_step 10**20",
+        "metrics/get-history-bulk-interval",
+        400,
+        INVALID,
+        **_bulk(start_step=0, end_step="99999999999999999999"),
+    ),
+    mlflow_get(
+        "mlflow bulk start_step -2**63-1",
+        "metrics/get-history-bulk-interval",
+        400,
+        INVALID,
+        **_bulk(start_step=str(-(2**63) - 1), end_step=5),
+    ),
+    mlflow_get(
+        "mlflow bulk end_step 5,000 digits",
+        "metrics/get-history-bulk-interval",
+        400,
+        INVALID,
+        **_bulk(start_step=0, end_step=DIGITS_5000),
+    ),
+    mlflow_post(
+        "mlflow log-metric step 2**63",
+        "runs/log-metric",
+        400,
+        INVALID,
+        {"run_id": "1", "key": "loss", "value": 1, "timestamp": 1, "step": 2**63},
+    ),
+    mlflow_post(
+        "mlflow log-metric step ²",
+        "runs/log-metric",
+        400,
+        INVALID,
+        {"run_id": "1", "key": "loss", "value": 1, "timestamp": 1, "step": "²"},
+    ),
+    # The edge series holds step 2**63-1 (see the test): a different value there would
+    # move past it, where no step is.
+    mlflow_post(
+        "mlflow log-metric repeats the top step",
+        "runs/log-metric",
+        400,
+        INVALID,
+        {"run_id": "1", "key": "edge", "value": 2, "timestamp": 1, "step": TOP_STEP},
+    ),
+    mlflow_post(
+        "mlflow log-batch repeats the top step, with a param",
+        "runs/log-batch",
+        400,
+        INVALID,
+        {
+            "run_id": "1",
+            "params": [{"key": "fresh", "value": "1"}],
+            "metrics": [
+                {"key": "other", "value": 1, "timestamp": 1, "step": TOP_STEP},
+                {"key": "other", "value": 2, "timestamp": 1, "step": TOP_STEP},
+            ],
+        },
+    ),
+]
+# PostgreSQL fails on NUL in a query's text; no name holds one, so it is an unknown name.
+MLFLOW_TEXT = [
+    mlflow_get(
+        "mlflow experiment name NUL",
+        "experiments/get-by-name",
+        404,
+        MISSING_ID,
+        experiment_name="a\x00b",
+    ),
+    mlflow_post(
+        "mlflow filter over the cap",
+        "runs/search",
+        400,
+        INVALID,
+        {"experiment_ids": ["0"], "filter": "attributes.status LIKE '" + "%" * 5000 + "'"},
+    ),
+    mlflow_get(
+        "mlflow experiments filter over the cap",
+        "experiments/search",
+        400,
+        INVALID,
+        filter="name LIKE '" + "_" * 5000 + "'",
+    ),
+]
+MLFLOW_MATRIX = MLFLOW_IDS + MLFLOW_TOKENS + MLFLOW_STEPS + MLFLOW_TEXT
+
+
+def test_bad_mlflow_input_gets_a_4xx_and_writes_nothing(
+    limited: TestClient, engine: Engine
+) -> None:
+    edge = {"run_id": "1", "key": "edge", "value": 1, "timestamp": 1, "step": TOP_STEP}
+    assert limited.post(f"{MLFLOW}/runs/log-metric", json=edge).status_code == 200
+    assert limited.post(f"{MLFLOW}/runs/log-metric", json=edge).status_code == 200  # a resend
+    problems = run_matrix(limited, engine, MLFLOW_MATRIX)
+    assert not problems, "\n".join(problems)
+    names = [case.name for case in MLFLOW_MATRIX]
+    assert len(names) == len(set(names))
+
+
+def test_mlflow_reads_answer_alike_on_both_backends(limited: TestClient) -> None:
+    """What SQLite answered all along, PostgreSQL now answers too (it was a 500 there)."""
+    nul_key = limited.get(HISTORY, params=_history(metric_key="lo\x00ss"))
+    assert nul_key.status_code == 200 and nul_key.json() == {"metrics": []}
+    nul_bulk = limited.get(BULK, params=_bulk(metric_key="lo\x00ss"))
+    assert nul_bulk.status_code == 200 and nul_bulk.json() == {"metrics": []}
+    # The top of int64 is a step like any other; what the series holds up to it comes back.
+    window = limited.get(BULK, params=_bulk(start_step=4998, end_step=TOP_STEP))
+    assert [m["step"] for m in window.json()["metrics"]] == [4998, 4999]
+    page = limited.get(HISTORY, params=_history(page_token=str(TOP_STEP)))
+    assert page.status_code == 200 and page.json() == {"metrics": []}
+    # An optimizer name longer than its indexed column is a param like any other.
+    long_name = {"run_id": "1", "key": "optimizer", "value": "o" * 65}
+    assert limited.post(f"{MLFLOW}/runs/log-parameter", json=long_name).status_code == 200
+    assert limited.get(f"{API}/runs/1").json()["params"]["optimizer"] == "o" * 65

@@ -6,14 +6,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from service import Settings, create_app
 from service.api import mlflow as mlflow_api
-from tests.test_bad_input import assert_error_shape, snapshot
+from tests.test_bad_input import assert_error_shape, assert_mlflow_error, snapshot
 
 MLFLOW = "/api/2.0/mlflow"
 AJAX = "/ajax-api/2.0/mlflow"
@@ -232,17 +231,6 @@ def test_bulk_interval_samples_each_run_keeping_its_ends(client: TestClient) -> 
     assert [m["step"] for m in window["metrics"]] == [10, 11, 12, 10, 11, 12]
     ajax = client.get("/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval", params=params)
     assert ajax.json()["metrics"] == found
-
-
-def assert_mlflow_error(response: httpx.Response, status: int, code: str) -> str:
-    """MLflow's error shape, exactly; returns the message."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error_code", "message"}, body
-    assert body["error_code"] == code, body
-    assert isinstance(body["message"], str) and body["message"], body
-    return str(body["message"])
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

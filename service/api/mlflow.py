@@ -7,7 +7,6 @@ shapes follow MLflow's REST reference, errors are MLflow's `{"error_code", "mess
 from __future__ import annotations
 
 import functools
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -40,8 +39,9 @@ BULK_MAX_RUNS, BULK_MAX_RESULTS = 100, 2500
 def _proto_int(value: Any) -> Any:
     """An int64 as protobuf's JSON mapping has it: a number, or its digits as a string
     (other MLflow clients send those); never a boolean or a fraction."""
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value):
-        return int(value)
+    if isinstance(value, str):
+        number = entities.int64_of(value)
+        return value if number is None else number
     return value
 
 
@@ -89,6 +89,8 @@ _METRIC_JSON = {
 MetricIn = Annotated[dict[str, Any], WithJsonSchema(_METRIC_JSON)]
 RunIdQuery = Annotated[str | None, Query(examples=["1"])]
 MetricKeyQuery = Annotated[str, Query(examples=["loss"])]
+# int64, as MLflow's proto has it: past that the databases overflow (a 500 once).
+StepQuery = Annotated[int | None, Query(ge=-(2**63), le=MAX_STEP)]
 
 
 def _doc(model: type[BaseModel]) -> dict[str, Any]:
@@ -166,11 +168,13 @@ class LogParam(RunRef, KeyValue):
 
 
 def _offset(token: str | None) -> int:
+    """A page token: an offset or a step this server gave out, so an int64 from 0 up."""
     if not token:
         return 0
-    if not token.isdigit():
-        raise invalid(f"page_token {token!r} is not one this server gave out")
-    return int(token)
+    offset = entities.int64_of(token)
+    if offset is None or offset < 0:
+        raise invalid(f"page_token {entities.shown(token)!r} is not one this server gave out")
+    return offset
 
 
 def _page_size(value: int, largest: int) -> int:
@@ -490,8 +494,8 @@ def metrics_get_history_bulk_interval(
     session: SessionDep,
     metric_key: MetricKeyQuery,
     run_ids: Annotated[list[str], Query(examples=[["1"]])],
-    start_step: int | None = None,
-    end_step: int | None = None,
+    start_step: StepQuery = None,
+    end_step: StepQuery = None,
     max_results: int = BULK_MAX_RESULTS,
 ) -> Response:
     """One metric of up to 100 runs, at most `max_results` evenly spaced steps per run."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,9 @@ STATUS_TO_MLFLOW = {
 STATUS_FROM_MLFLOW = {mlflow: Status(ours) for ours, mlflow in STATUS_TO_MLFLOW.items()}
 DEFAULT_EXPERIMENT_ID = 0
 _EXACT_INT = 2**53
+_INT64_TEXT = re.compile(r"-?[0-9]{1,19}")
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
+_OPTIMIZER_LENGTH = int(getattr(Run.__table__.c.optimizer.type, "length", 64))
 
 
 def to_ms(moment: datetime | None) -> int | None:
@@ -66,17 +70,42 @@ def set_params(run: Run, params: dict[str, Any]) -> None:
     numbers as text ("1e-3"), which still fill the numeric columns."""
     run.params = params
     optimizer = params.get("optimizer")
-    run.optimizer = optimizer if isinstance(optimizer, str) else None
+    # A name longer than its column stays in params only: PostgreSQL refuses it (a 500
+    # once) where SQLite stores it, and MLflow takes params of up to 6,000 characters.
+    fits = isinstance(optimizer, str) and len(optimizer) <= _OPTIMIZER_LENGTH
+    run.optimizer = optimizer if fits else None
     run.momentum = _number(params.get("momentum"))
     run.lr = _number(params.get("lr"))
+
+
+def int64_of(text: str) -> int | None:
+    """`text` as an int64 when it is one in ASCII digits (an optional '-'), else None.
+    Not `str.isdigit()`: that takes '²', which `int()` then refuses; and no digits past
+    int64's, which no column and no step holds (and `int()` refuses past 4,300)."""
+    if not _INT64_TEXT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if -(2**63) <= value <= 2**63 - 1 else None
+
+
+def shown(raw: str) -> str:
+    """Text from a request, cut short for an error message (a 5,000-digit id, say)."""
+    return raw if len(raw) <= 40 else f"{raw[:40]}... ({len(raw)} characters)"
+
+
+def _row_id(raw: str) -> int | None:
+    """An id a row of ours can have (a positive 32-bit integer), else None."""
+    ident = int64_of(raw)
+    return ident if ident is not None and 0 <= ident <= MAX_ROW_ID else None
 
 
 def run_id_of(raw: str | None) -> int:
     if not raw:
         raise invalid("run_id is required")
-    if not raw.isdigit() or int(raw) > 2**31 - 1:
-        raise missing(f"Run with id={raw} not found")
-    return int(raw)
+    ident = _row_id(raw)
+    if ident is None:  # no run has it: what an unknown id gets
+        raise missing(f"Run with id={shown(raw)} not found")
+    return ident
 
 
 def load_run(session: Session, raw: str | None) -> Run:
@@ -102,13 +131,16 @@ def experiment_json(experiment: Experiment) -> dict[str, Any]:
 def load_experiment(session: Session, raw: str | None) -> Experiment:
     if raw is None or raw == "":
         raise invalid("experiment_id is required")
-    found = session.get(Experiment, int(raw)) if raw.isdigit() and int(raw) < 2**31 else None
+    ident = _row_id(raw)
+    found = None if ident is None else session.get(Experiment, ident)
     if found is None:
-        raise missing(f"No Experiment with id={raw} exists")
+        raise missing(f"No Experiment with id={shown(raw)} exists")
     return found
 
 
 def experiment_by_name(session: Session, name: str) -> Experiment | None:
+    if "\x00" in name:  # no name holds NUL, and PostgreSQL fails on it: an unknown name
+        return None
     statement = select(Experiment).where(Experiment.name == name)
     return session.scalars(statement).one_or_none()
 

@@ -26,6 +26,7 @@ from momentum.contract import MetricPoint
 from momentum.contract.common import METRIC_KEY_RE
 from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
 from momentum.contract.values import encode_value
+from service.mlflow.entities import int64_of
 from service.mlflow.errors import invalid
 from service.models import Run, Series
 from service.storage import metrics as metric_store
@@ -47,8 +48,11 @@ def _integer(raw: Any) -> int:
         raise TypeError(f"{raw!r} is no integer")
     if isinstance(raw, float) and not raw.is_integer():
         raise ValueError(f"{raw} is no whole number")
-    if isinstance(raw, str) and not (raw.isascii() and raw.removeprefix("-").isdigit()):
-        raise ValueError(f"{raw!r} is no integer")
+    if isinstance(raw, str):
+        number = int64_of(raw)
+        if number is None:
+            raise ValueError(f"{raw!r} is no int64")
+        return number
     return int(raw)
 
 
@@ -103,6 +107,17 @@ def _stored(
     return held, int(found.last_step)
 
 
+def _free_step(key: str, step: int, next_free: int) -> int:
+    """The step a repeated value moves to; past MAX_STEP there is none (an int64 overflow
+    once, a 500): the request is refused whole, before anything is stored."""
+    if next_free > MAX_STEP:
+        raise invalid(
+            f"metric {key!r}: step {step} already holds another value, and no step after "
+            f"the series' highest is free to keep this one (steps end at {MAX_STEP})"
+        )
+    return next_free
+
+
 def log_metrics(session: Session, run: Run, metrics: Sequence[MlflowMetric]) -> int:
     """Store the metrics by the repeated-step rule; returns how many values moved."""
     if not metrics:
@@ -124,7 +139,7 @@ def log_metrics(session: Session, run: Run, metrics: Sequence[MlflowMetric]) -> 
             if step in held:
                 if _same(held[step], incoming):
                     continue
-                step, next_free = next_free, next_free + 1
+                step, next_free = _free_step(key, metric.step, next_free), next_free + 1
                 moved[key] = moved.get(key, 0) + 1
             held[step] = incoming
             points.append(
@@ -155,11 +170,17 @@ def _metric_json(key: str, step: Any, value: Any, wall_time: Any) -> dict[str, A
     }
 
 
+def _series_id(session: Session, run_id: int, key: str) -> int | None:
+    # No key holds NUL (logging refuses it), and PostgreSQL fails on NUL in a query's
+    # text: such a key is an unknown one, as on SQLite, without asking the database.
+    return None if "\x00" in key else metric_store.find_series_id(session, run_id, key)
+
+
 def history(
     session: Session, run_id: int, key: str, start_step: int, limit: int
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Points from `start_step` on, at most `limit`, and the step the next page starts at."""
-    series_id = metric_store.find_series_id(session, run_id, key)
+    series_id = _series_id(session, run_id, key)
     if series_id is None:
         return [], None
     columns = metric_store.read_columns(session, series_id, start_step, MAX_STEP)
@@ -178,7 +199,7 @@ def sampled(
     session: Session, run_id: int, key: str, start: int, end: int, limit: int
 ) -> list[dict[str, Any]]:
     """At most `limit` points of steps start..end, evenly spaced, the first and last kept."""
-    series_id = metric_store.find_series_id(session, run_id, key)
+    series_id = _series_id(session, run_id, key)
     if series_id is None:
         return []
     columns = metric_store.read_columns(session, series_id, start, end)

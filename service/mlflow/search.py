@@ -4,7 +4,8 @@
 Clauses join with AND; comparators `=`, `!=`, `<`, `<=`, `>`, `>=`, `LIKE`, `ILIKE`,
 `IN`, `NOT IN`. Metrics compare their latest value as numbers; params, tags and text
 attributes compare as text, except `<`/`>` between two numbers (`params.lr < '0.1'`).
-A run without the named metric, param or tag matches no clause on it.
+A run without the named metric, param or tag matches no clause on it. A filter is at
+most MAX_FILTER_LENGTH characters, and LIKE matches in linear time (service/mlflow/like.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.mlflow.errors import invalid
+from service.mlflow.like import like
 
 KINDS = {
     "metric": "metric",
@@ -37,9 +39,15 @@ _ENTITY = re.compile(
 _OPERATOR = re.compile(r"\s*(!=|<=|>=|=|<|>|NOT\s+IN\b|IN\b|ILIKE\b|LIKE\b)", re.IGNORECASE)
 _STRING = re.compile(r"\s*(?:'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\")")
 _NUMBER = re.compile(
-    r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf(?:inity)?|nan)\b", re.I
+    # `\d+(?:\.\d*)?`, not `\d+\.?\d*`: two runs of digits back to back backtrack in
+    # quadratic time on a long number that ends badly (4,096 digits took 0.5 s).
+    r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf(?:inity)?|nan)\b",
+    re.I,
 )
 _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
+# Far above any filter written by hand or by MLflow's clients; it bounds the work of
+# parsing a filter and of compiling its LIKE patterns.
+MAX_FILTER_LENGTH = 4096
 
 
 @dataclass(frozen=True)
@@ -117,12 +125,11 @@ class _Parser:
 
 
 def parse_filter(text: str | None) -> list[Clause]:
+    if text and len(text) > MAX_FILTER_LENGTH:
+        raise invalid(
+            f"The filter is {len(text)} characters long; at most {MAX_FILTER_LENGTH} are allowed"
+        )
     return _Parser(text).clauses() if text and text.strip() else []
-
-
-def _like(pattern: str, value: str, ignore_case: bool) -> bool:
-    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
 
 
 def _as_number(value: Any) -> float | None:
@@ -150,7 +157,7 @@ def _holds(clause: Clause, actual: Any) -> bool:
         inside = str(actual) in {str(item) for item in wanted}
         return inside if op == "IN" else not inside
     if op in ("LIKE", "ILIKE"):
-        return _like(str(wanted), str(actual), op == "ILIKE")
+        return like(str(wanted), str(actual), ignore_case=op == "ILIKE")
     if isinstance(actual, float | int):
         number = _as_number(wanted)
         if number is None:
