@@ -126,6 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Training metrics, momentum sweeps and run comparison.",
         lifespan=_lifespan,
         generate_unique_id_function=operation_id,
+        # No redirect from `/runs/` to `/runs`: Starlette builds its Location from the
+        # request's Host header, which a client may forge. Such a path is a 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.observability = Observability()

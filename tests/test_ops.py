@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -14,7 +15,7 @@ from service import Settings, create_app
 from service.api.ops import UNREACHABLE
 from service.app import app_from_environment
 from service.migrate import head_revision
-from tests.support import free_port
+from tests.support import free_port, live_server
 
 
 def test_front_door_is_the_dashboard(client: TestClient) -> None:
@@ -65,6 +66,22 @@ def test_readyz_keeps_the_database_error_to_the_log(
         assert secret not in response.text
     logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
     assert "readyz" in logged and secrets[-1] in logged
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_trailing_slash_is_a_404_never_a_redirect_to_the_host_header(database_url: str) -> None:
+    """Through the real server with a forged Host: no `Location` built from it, just the
+    contract's 404 (or MLflow's on its routes). The dashboard and clients never add one."""
+    with live_server({"MOMENTUM_DATABASE_URL": database_url}) as url:
+        for path in ("/api/v1/runs/", "/api/v1/runs/?limit=5", "/api/2.0/mlflow/runs/get/"):
+            response = httpx.get(f"{url}{path}", headers={"Host": "evil.example"})
+            assert response.status_code == 404, (path, response.headers)
+            assert "location" not in response.headers
+            assert "evil.example" not in response.text
+            body = response.json()
+            assert "error" in body if path.startswith("/api/v1") else "error_code" in body
+        assert httpx.get(f"{url}/api/v1/runs", headers={"Host": "evil.example"}).is_success
 
 
 def test_prometheus_metrics_count_requests_and_points(client: TestClient) -> None:
