@@ -41,6 +41,8 @@ from service.storage.leases import reap_lapsed_leases
 from service.storage.runs import fail_silent_runs
 
 API_PREFIX = "/api/v1"
+# Where a token is needed when any is configured (service/auth.py's TokenGate).
+GUARDED_PREFIXES = (f"{API_PREFIX}/", *MLFLOW_PREFIXES)
 RAW_BODY_MODELS = (PointBatch,)
 # What any /api/v1 route may answer besides its own: the caller's mistakes, a body too
 # large (413) or stalled (408, service/limits.py), the database briefly unavailable (503).
@@ -153,8 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # In front of the body limits: a request without a valid token (or whose token's
     # role may not call the route) is answered from its headers, its body never read.
-    guarded = (f"{API_PREFIX}/", *MLFLOW_PREFIXES)
-    app.add_middleware(TokenGate, settings=settings, router=app.router, guarded=guarded)
+    app.add_middleware(TokenGate, settings=settings, router=app.router, guarded=GUARDED_PREFIXES)
     app.add_middleware(RequestMetrics, observability=app.state.observability)
     return app
 

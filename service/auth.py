@@ -18,10 +18,10 @@ from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute
+from fastapi.routing import RouteContext, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.routing import BaseRoute, Match, Router
+from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
@@ -124,10 +124,11 @@ class Requirement(NamedTuple):
 _REQUIREMENTS: dict[Callable[..., Any], Requirement] = {}
 
 
-def route_requirement(route: BaseRoute) -> Requirement | None:
-    if not isinstance(route, APIRoute):
+def route_requirement(route: RouteContext) -> Requirement | None:
+    dependant = getattr(route, "dependant", None)  # None: a plain Starlette route
+    if dependant is None:
         return None
-    found = (_REQUIREMENTS.get(dep.call) for dep in route.dependant.dependencies if dep.call)
+    found = (_REQUIREMENTS.get(dep.call) for dep in dependant.dependencies if dep.call)
     return next((requirement for requirement in found if requirement), None)
 
 
@@ -153,6 +154,7 @@ class TokenGate:
         self, app: ASGIApp, settings: Settings, router: Router, guarded: tuple[str, ...]
     ) -> None:
         self.app, self.settings, self.router, self.guarded = app, settings, router, guarded
+        self._routes: list[tuple[RouteContext, Requirement | None]] | None = None
 
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         if (
@@ -179,9 +181,14 @@ class TokenGate:
             authorize(self.settings, presented, requirement.scope)
 
     def _requirement(self, scope: AsgiScope) -> Requirement | None:
-        for route in self.router.routes:
+        """The requirement of the route the router will pick: the first that matches
+        path and method, in the order routes were included (as the router tries them)."""
+        if self._routes is None:  # every route is in place by the first request
+            contexts = iter_route_contexts(self.router.routes)
+            self._routes = [(route, route_requirement(route)) for route in contexts]
+        for route, requirement in self._routes:
             if route.matches(scope)[0] == Match.FULL:
-                return route_requirement(route)
+                return requirement
         return None
 
 
