@@ -29,18 +29,20 @@ from service.api import (
 )
 from service.api import events as event_stream
 from service.api import mlflow as mlflow_api
-from service.auth import assert_every_api_route_guarded
+from service.auth import TokenGate, assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
 from service.deps import reject_unknown_query
 from service.errors import install_error_handlers
 from service.limits import BodyLimits
-from service.mlflow.errors import install_mlflow_error_shape
+from service.mlflow.errors import MLFLOW_PREFIXES, install_mlflow_error_shape
 from service.observability import Observability, RequestMetrics
 from service.settings import Settings
 from service.storage.leases import reap_lapsed_leases
 from service.storage.runs import fail_silent_runs
 
 API_PREFIX = "/api/v1"
+# Where a token is needed when any is configured (service/auth.py's TokenGate).
+GUARDED_PREFIXES = (f"{API_PREFIX}/", *MLFLOW_PREFIXES)
 RAW_BODY_MODELS = (PointBatch,)
 # What any /api/v1 route may answer besides its own: the caller's mistakes, a body too
 # large (413) or stalled (408, service/limits.py), the database briefly unavailable (503).
@@ -126,6 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Training metrics, momentum sweeps and run comparison.",
         lifespan=_lifespan,
         generate_unique_id_function=operation_id,
+        # No redirect from `/runs/` to `/runs`: Starlette builds its Location from the
+        # request's Host header, which a client may forge. Such a path is a 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.observability = Observability()
@@ -142,8 +147,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     assert_every_api_route_guarded(app, API_PREFIX)
     assert_every_api_route_guarded(app, mlflow_api.MLFLOW_PREFIX)
     app.add_middleware(
-        BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+        BodyLimits,
+        max_bytes=settings.max_body_bytes,
+        max_small_bytes=settings.max_small_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        deadline_s=settings.body_deadline_s,
     )
+    # In front of the body limits: a request without a valid token (or whose token's
+    # role may not call the route) is answered from its headers, its body never read.
+    app.add_middleware(TokenGate, settings=settings, router=app.router, guarded=GUARDED_PREFIXES)
     app.add_middleware(RequestMetrics, observability=app.state.observability)
     return app
 

@@ -28,7 +28,21 @@ class Settings(BaseSettings):
     read_token: SecretStr | None = Field(default=None, description="Reads only.")
 
     max_body_bytes: int = Field(
-        default=32 * 1024 * 1024, ge=1024, description="Larger request bodies get 413."
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Larger ingest bodies (a metrics batch, MLflow's log-batch) get 413.",
+    )
+    max_small_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Larger bodies on every other route (runs, jobs, sweeps...) get 413; "
+        "never more than max_body_bytes.",
+    )
+    body_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body not arrived whole this long after the request began "
+        "gets 408, however steadily it trickles in.",
     )
     max_points_per_batch: int = Field(
         default=100_000, ge=10_000, description="More points in one ingest request get 413."

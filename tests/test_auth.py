@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from starlette.types import Message, Receive, Scope, Send
 
 from service import Settings, create_app
-from service.auth import Role, role_for_token
+from service.auth import Role, TokenGate, role_for_token
 from tests.jobs_support import TINY
 
 TOKENS = {"token": "full-secret", "worker_token": "worker-secret", "read_token": "read-secret"}
@@ -218,6 +221,48 @@ def test_worker_token_cannot_delete_or_cancel_anything(guarded: TestClient) -> N
     # The full token may do all of it.
     assert guarded.post(f"/api/v1/jobs/{job['id']}/cancel", headers=full).status_code == 200
     assert guarded.delete(f"/api/v1/sweeps/{sweep['id']}", headers=full).status_code == 204
+
+
+def gate_answer(client: TestClient, method: str, path: str, token: str | None) -> int | None:
+    """What the app's TokenGate alone answers (None: it lets the request through),
+    given a body it must never read."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    config = next(m for m in app.user_middleware if m.cls is TokenGate)
+    answers: list[int | None] = []
+
+    async def through(_scope: Scope, _receive: Receive, _send: Send) -> None:
+        answers.append(None)
+
+    async def unread() -> Message:
+        raise AssertionError(f"the gate read the body of {method} {path}")
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answers.append(message["status"])
+
+    gate = TokenGate(through, *config.args, **config.kwargs)
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token is not None else []
+    scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+    asyncio.run(gate({**scope, "query_string": b"", "headers": headers}, unread, send))
+    return answers[0]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_gate_refuses_from_the_headers_exactly_what_the_routes_refuse(
+    guarded: TestClient,
+) -> None:
+    """For every route and every token: when the route's own check answers 401 or 403,
+    the gate in front of the body limits has already answered the same, without reading
+    the body; otherwise it lets the request through."""
+    operations = [*api_operations(guarded), *mlflow_operations(guarded)]
+    for token in (None, "wrong", TOKENS["read_token"], TOKENS["worker_token"]):
+        for method, path in operations:
+            routed = _call(guarded, method, path, token)
+            expected = routed if routed in (401, 403) else None
+            assert gate_answer(guarded, method, path, token) == expected, (method, path, token)
+    for method, path in operations:
+        assert gate_answer(guarded, method, path, TOKENS["token"]) is None, (method, path)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

@@ -8,7 +8,9 @@ Body size, points per batch, key length and grid size are in the bad-input matri
 from __future__ import annotations
 
 import json
+import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +40,8 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         "MAX_PAGE_SIZE": "100",
         "MAX_GRID_SIZE": "8",
         "BODY_TIMEOUT_S": "2.5",
+        "MAX_SMALL_BODY_BYTES": "2048",
+        "BODY_DEADLINE_S": "7.5",
     }.items():
         monkeypatch.setenv(f"MOMENTUM_{name}", value)
     settings = Settings()
@@ -47,9 +51,12 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         8,
         2.5,
     )
+    assert (settings.max_small_body_bytes, settings.body_deadline_s) == (2048, 7.5)
     monkeypatch.undo()
     defaults = Settings()
     assert defaults.max_page_size == 1000 and defaults.body_timeout_s == 30
+    assert defaults.max_body_bytes == 32 << 20 and defaults.max_small_body_bytes == 1 << 20
+    assert defaults.body_deadline_s == 60
     assert defaults.max_points_per_batch >= 10_000  # the contract's floor
     with pytest.raises(ValidationError):
         Settings(max_page_size=1001)  # the contract's ceiling
@@ -57,6 +64,8 @@ def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         Settings(max_points_per_batch=9_999)
     with pytest.raises(ValidationError):
         Settings(body_timeout_s=0)
+    with pytest.raises(ValidationError):
+        Settings(body_deadline_s=0)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -288,3 +297,190 @@ def test_no_free_pooled_connection_is_a_retryable_503(settings: Settings) -> Non
         assert_error_shape(busy, 503, "database_unavailable")
         assert busy.headers["retry-after"] == "1"
         assert http.get(f"{API}/runs").status_code == 200
+
+
+TOKENS = {
+    "MOMENTUM_TOKEN": "full-secret",
+    "MOMENTUM_WORKER_TOKEN": "worker-secret",
+    "MOMENTUM_READ_TOKEN": "read-secret",
+}
+JSON = {"Content-Type": "application/json"}
+HUGE = 31 * 1000 * 1000  # the size of the body that cost 640 MB before it met its 401
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM): a spike between two looks at
+    the current size shows here too."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+def send_headers(url: str, method: str, path: str, length: int, token: str | None) -> socket.socket:
+    """A client that announces a `length`-byte JSON body and sends none of it yet."""
+    host, port = _url_parts(url)
+    sock = socket.create_connection((host, port), timeout=10)
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{auth}Content-Length: {length}\r\n\r\n"
+    )
+    sock.sendall(head.encode())
+    return sock
+
+
+def huge_json_array() -> Iterator[bytes]:
+    """`[{},{},…]`, HUGE bytes in all: parsed, each `{}` becomes a dict of its own."""
+    chunk = b"{}," * (1 << 16)
+    whole, rest = divmod(HUGE - 4, len(chunk))
+    yield b"["
+    yield from (chunk for _ in range(whole))
+    yield b" " * rest + b"{}]"
+
+
+def send_huge_body(url: str, token: str | None) -> None:
+    """The whole array to POST /runs, for as long as the server takes it."""
+    sock = send_headers(url, "POST", f"{API}/runs", HUGE, token)
+    try:
+        for part in huge_json_array():
+            sock.sendall(part)
+        read_response(sock)
+    except OSError:  # the server answered and closed: exactly what should happen
+        pass
+    finally:
+        sock.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_request_without_a_valid_token_is_refused_before_its_body_is_read(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The answer comes from the headers alone: it arrives while not one byte of the
+    announced 31 MB has been sent. In MLflow's shape on its routes; a token whose role
+    may not call the route gets its 403 the same way."""
+    with server(database_url, tmp_path, **TOKENS) as url:
+        refusals = [
+            (f"{API}/runs", None, 401, "unauthorized"),
+            (f"{API}/runs", "wrong", 401, "unauthorized"),
+            (f"{API}/runs/1/metrics", None, 401, "unauthorized"),
+            (f"{API}/runs/1/metrics", TOKENS["MOMENTUM_READ_TOKEN"], 403, "forbidden"),
+            (f"{API}/nope", None, 401, "unauthorized"),  # no route: still no way in
+            ("/api/2.0/mlflow/runs/log-batch", None, 401, "UNAUTHENTICATED"),
+            ("/ajax-api/2.0/mlflow/runs/create", "wrong", 401, "UNAUTHENTICATED"),
+        ]
+        for path, token, status, code in refusals:
+            sock = send_headers(url, "POST", path, HUGE, token)
+            try:
+                answered, body = read_response(sock)  # the socket times out after 10 s
+            finally:
+                sock.close()
+            assert answered == status, (path, body)
+            error = body.get("error", body)
+            assert isinstance(error, dict), body
+            assert code in (error.get("code"), error.get("error_code")), (path, body)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_unauthenticated_huge_bodies_cost_the_server_no_memory(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Three clients at once each send 31 MB with no token (this took the server from
+    119 MB to 1.06 GB before): its peak memory barely moves, and it still serves."""
+    with ServerProcess({"MOMENTUM_DATABASE_URL": database_url, **TOKENS}) as process:
+        url = process.start()
+        assert process.process is not None
+        pid = process.process.pid
+        full = {"Authorization": f"Bearer {TOKENS['MOMENTUM_TOKEN']}"}
+        assert httpx.get(f"{url}{API}/runs", headers=full).status_code == 200
+        before = peak_rss_bytes(pid)
+        clients = [threading.Thread(target=send_huge_body, args=(url, None)) for _ in range(3)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(timeout=60)
+        assert not any(client.is_alive() for client in clients)
+        grown = peak_rss_bytes(pid) - before
+        assert grown < 50 * 1024 * 1024, f"the server's peak RSS grew by {grown >> 20} MiB"
+        assert httpx.get(f"{url}{API}/runs", headers=full).json()["total"] == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_body_trickling_in_gets_408_once_the_deadline_passes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A byte every 0.2 s never leaves a silent gap of MOMENTUM_BODY_TIMEOUT_S (1 s), yet
+    the body is refused once MOMENTUM_BODY_DEADLINE_S (2 s) has passed since it began."""
+    env = {"MOMENTUM_BODY_TIMEOUT_S": "1", "MOMENTUM_BODY_DEADLINE_S": "2"}
+    with server(database_url, tmp_path, **env) as url:
+        assert httpx.post(f"{url}{API}/runs", json={"name": "r"}).status_code == 201
+        for path in (f"{API}/runs/1/metrics", "/api/2.0/mlflow/runs/log-batch"):
+            sock = send_headers(url, "POST", path, 10_000, None)
+            began = time.monotonic()
+            try:
+                for _ in range(50):  # 10 s of trickling at most, a body never complete
+                    sock.sendall(b" ")
+                    if select.select([sock], [], [], 0.2)[0]:
+                        break
+                else:
+                    raise AssertionError(f"no answer to a body trickling for 10 s on {path}")
+                waited = time.monotonic() - began
+                status, body = read_response(sock)
+            finally:
+                sock.close()
+            assert status == 408, body
+            assert waited >= 1.9, waited  # not before the deadline
+            if path.startswith(API):
+                error = body["error"]
+                assert isinstance(error, dict) and error["code"] == "body_timeout"
+                assert "within 2 s" in error["message"], error
+            else:
+                assert body["error_code"] == "BAD_REQUEST" and "within 2 s" in str(body["message"])
+
+
+def small_body_writes(size: int) -> list[tuple[str, str, dict[str, object]]]:
+    text = "z" * size
+    return [
+        ("POST", f"{API}/runs", {"name": "big", "params": {"p": text}}),
+        ("PATCH", f"{API}/runs/1", {"params": {"p": text}}),
+        ("POST", f"{API}/jobs", {"config": TINY, "name": text}),
+        ("POST", f"{API}/sweeps", {"name": text, "base": TINY, "grid": {"seed": [0]}}),
+        ("POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": "1", "key": "t", "value": text}),
+    ]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_only_ingest_routes_take_large_bodies(database_url: str, tmp_path: Path) -> None:
+    """2 MiB: a metrics batch is accepted; a run, a job, a sweep, an MLflow tag get 413
+    naming MOMENTUM_MAX_SMALL_BODY_BYTES (1 MiB), announced or streamed, and nothing is
+    stored."""
+    engine = create_engine(database_url)
+    full = {"Authorization": f"Bearer {TOKENS['MOMENTUM_TOKEN']}", **JSON}
+    try:
+        with (
+            server(database_url, tmp_path, **TOKENS) as url,
+            httpx.Client(base_url=url, headers=full, timeout=60) as http,
+        ):
+            assert http.post(f"{API}/runs", json={"name": "r"}).status_code == 201
+            points = batch("loss", range(50_000))
+            raw = json.dumps(points).encode()
+            assert len(raw) > 2 << 20
+            logged = http.post(f"{API}/runs/1/metrics", content=raw)
+            assert logged.status_code == 200 and logged.json()["accepted"] == 50_000
+            before = snapshot(engine)
+            for method, path, body in small_body_writes(2 << 20):
+                content = json.dumps(body).encode()
+                for sent in (content, iter([content[: 1 << 20], content[1 << 20 :]])):
+                    response = http.request(method, path, content=sent)
+                    assert response.status_code == 413, (path, response.text)
+                    message = response.json().get("error", response.json())["message"]
+                    assert "1048576 bytes (MOMENTUM_MAX_SMALL_BODY_BYTES)" in message
+            assert snapshot(engine) == before
+            # Just under the limit is fine.
+            assert http.patch(f"{API}/runs/1", json={"params": {"p": "z" * 1000_000}}).is_success
+    finally:
+        engine.dispose()

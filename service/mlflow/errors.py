@@ -50,8 +50,9 @@ _ERROR_STATUSES: dict[int | str, str] = {
     401: "UNAUTHENTICATED (no token, or a wrong one)",
     403: "PERMISSION_DENIED (the token's role does not allow this)",
     404: "RESOURCE_DOES_NOT_EXIST (no such run or experiment)",
-    408: "BAD_REQUEST (the request body stalled; MLflow's client retries)",
-    413: "INVALID_PARAMETER_VALUE (the request body is over MOMENTUM_MAX_BODY_BYTES)",
+    408: "BAD_REQUEST (the request body stalled or came too slowly; MLflow's client retries)",
+    413: "INVALID_PARAMETER_VALUE (the request body is over MOMENTUM_MAX_BODY_BYTES on "
+    "log-batch, MOMENTUM_MAX_SMALL_BODY_BYTES elsewhere)",
     503: "TEMPORARILY_UNAVAILABLE (the database; MLflow's client retries)",
     "4XX": "any other client error, in MLflow's shape",
 }
