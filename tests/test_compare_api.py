@@ -262,7 +262,7 @@ def test_export_csv_is_long_format_with_flattened_params(client: TestClient) -> 
     assert only.text.splitlines() == ["run_id,run_name,params.seed,key,step,value,wall_time"]
 
 
-def test_export_reads_in_step_windows_across_gaps(client: TestClient, settings: Settings) -> None:
+def test_export_reads_in_point_windows_across_gaps(client: TestClient, settings: Settings) -> None:
     run = make_run(client)
     steps = [0, 1, 2, 3, 4, 5, 6, 100, 5000, 5001, 2**40]
     _log(client, run["id"], "loss", steps, [float(s % 7) for s in steps])
@@ -271,13 +271,14 @@ def test_export_reads_in_step_windows_across_gaps(client: TestClient, settings: 
     try:
         with sessions() as session:
             export_plan = plan(session, [session.get(Run, run["id"])], ["loss"])
-        chunks = list(stream_csv(sessions, export_plan, chunk_steps=3))
+        chunks = list(stream_csv(sessions, export_plan, window_points=3))
     finally:
         engine.dispose()
     lines = "".join(chunks).splitlines()[1:]
     assert [int(line.split(",")[-3]) for line in lines] == steps
-    # 0-2, 3-5, then 6 / 100 / 5000-5001 / 2**40 after windows that grew over the gaps.
-    assert [len(c.splitlines()) for c in chunks[1:]] == [3, 3, 1, 1, 2, 1]
+    # A window is whole blocks (4,096 steps) until it holds 3 points: block 0 (0-100),
+    # then block 1 (5000-5001) with the tail's chunk (2**40), the rest of the series.
+    assert [len(c.splitlines()) for c in chunks[1:]] == [8, 3]
 
 
 def test_bad_requests_name_the_parameter(client: TestClient) -> None:

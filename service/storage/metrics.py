@@ -287,3 +287,17 @@ def read_columns(session: Session, series_id: int, start_step: int, end_step: in
         return blocks.read_series(cursor, series_id, start_step, end_step)
     finally:
         cursor.close()
+
+
+def read_window(
+    session: Session, series_id: int, start_step: int, points: int
+) -> tuple[np.ndarray, int]:
+    """About `points` points of one series from `start_step` on (see
+    `blocks.window_end`), and the last step the window covers: read the next window
+    from one past it, until it is MAX_STEP."""
+    cursor = DriverCursor(session)
+    try:
+        end = blocks.window_end(cursor, series_id, start_step, points)
+        return blocks.read_series(cursor, series_id, start_step, end), end
+    finally:
+        cursor.close()
