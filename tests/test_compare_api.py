@@ -72,7 +72,11 @@ def test_smoothing_runs_at_full_resolution_then_cuts_at_the_same_points(
     values = np.exp(-np.arange(20_000) / 4000) + rng.normal(scale=0.05, size=20_000)
     values[[777, 15_000]] = [math.nan, 9.0]
     _log(client, run["id"], "loss", range(20_000), values)
-    full = _get(client, "/compare", run_ids=run["id"], keys="loss", smoothing=0.9)["series"][0]
+    # Full resolution is asked for: a comparison names 10,000 points a series by default.
+    full = _get(
+        client, "/compare", run_ids=run["id"], keys="loss", smoothing=0.9, max_points=20_000
+    )["series"][0]
+    assert not full["downsampled"]
     small = _get(client, "/compare", run_ids=run["id"], keys="loss", smoothing=0.9, max_points=100)[
         "series"
     ][0]

@@ -29,7 +29,7 @@ from service.api.runs import RunId, load_run
 from service.auth import Scope, requires
 from service.db import GroupCommit, transaction
 from service.deps import SessionDep, SettingsDep
-from service.downsample import Columns, downsample, encoded_values
+from service.downsample import Columns, downsample, encoded_values, points_budget
 from service.errors import ApiError, not_found, validation_error
 from service.responses import FastJSONResponse
 from service.storage import metrics as metric_store
@@ -90,10 +90,12 @@ def _group_commit(app: FastAPI) -> GroupCommit:
     return writer
 
 
-def _store(app: FastAPI, run_id: int, batch: metric_store.PreparedBatch) -> IngestOutcome | None:
+def _store(
+    app: FastAPI, run_id: int, batch: metric_store.PreparedBatch, max_keys: int
+) -> IngestOutcome | None:
     """PostgreSQL: a transaction of the request's own (row locks let them overlap)."""
     with transaction(app.state.sessions, write=True) as session:
-        return metric_store.ingest_prepared(session, run_id, batch)
+        return metric_store.ingest_prepared(session, run_id, batch, max_keys)
 
 
 async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint]) -> IngestResult:
@@ -101,11 +103,20 @@ async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint]) -> Inges
         batch = await run_in_threadpool(metric_store.prepare, points, time.time())
     else:  # a few hundred µs: less than the hop to a thread and back
         batch = metric_store.prepare(points, time.time())
-    if app.state.settings.is_sqlite:
-        work = functools.partial(metric_store.ingest_prepared, run_id=run_id, batch=batch)
-        outcome = await asyncio.wrap_future(_group_commit(app).submit(work))
-    else:
-        outcome = await run_in_threadpool(_store, app, run_id, batch)
+    max_keys = app.state.settings.max_keys_per_run
+    try:
+        if len(batch.records) > max_keys:  # over the limit whatever the run holds
+            raise metric_store.TooManyKeys(run_id, len(batch.records), max_keys)
+        if app.state.settings.is_sqlite:
+            work = functools.partial(
+                metric_store.ingest_prepared, run_id=run_id, batch=batch, max_keys=max_keys
+            )
+            outcome = await asyncio.wrap_future(_group_commit(app).submit(work))
+        else:
+            outcome = await run_in_threadpool(_store, app, run_id, batch, max_keys)
+    except metric_store.TooManyKeys as exc:
+        detail = [{"loc": ["points"], "msg": str(exc), "type": "too_many_keys"}]
+        raise ApiError(422, "too_many_keys", str(exc), detail) from None
     if outcome is None:
         raise not_found("run", run_id)
     app.state.observability.points_ingested.inc(outcome.accepted)
@@ -117,7 +128,10 @@ async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint]) -> Inges
     response_model=IngestResult,
     dependencies=[requires(Scope.ingest)],
     openapi_extra=INGEST_BODY,
-    responses={413: {"model": ErrorResponse, "description": "Body or point count over the limit."}},
+    responses={
+        413: {"model": ErrorResponse, "description": "Body or point count over the limit."},
+        422: {"model": ErrorResponse, "description": "A bad point, or too many keys for the run."},
+    },
 )
 async def ingest_points(run_id: RunId, request: Request, settings: SettingsDep) -> IngestResult:
     """Store a batch atomically; (key, step) upserts, so a resent batch never duplicates."""
@@ -152,20 +166,29 @@ def read_history(
     run_id: RunId,
     key: Key,
     session: SessionDep,
+    settings: SettingsDep,
     start_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
     end_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = MAX_STEP,
     max_points: Annotated[
-        int | None, Query(ge=1, le=10_000_000, description="Downsample to at most this many.")
+        int | None,
+        Query(
+            ge=1,
+            le=10_000_000,
+            description="Downsample to at most this many (default and largest: see README).",
+        ),
     ] = None,
 ) -> Response:
     """One series as columns, optionally a step range, downsampled keeping extremes."""
+    budget = points_budget(
+        max_points, settings.default_history_points, settings.max_points_per_read
+    )
     load_run(session, run_id)
     series_id = metric_store.find_series_id(session, run_id, key)
     if series_id is None:
         raise not_found(f"metric {key!r} of run", run_id)
     records = metric_store.read_columns(session, series_id, start_step, end_step)
     columns = Columns.from_records(records)
-    shown = downsample(columns, max_points) if max_points is not None else columns
+    shown = downsample(columns, budget)
     return FastJSONResponse(
         {
             "key": key,

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from momentum.contract import RunCreate, RunUpdate, Status
 from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
 from service.auth import Scope, requires
-from service.deps import SessionDep, WriteSessionDep
+from service.deps import SessionDep, SettingsDep, WriteSessionDep
 from service.mlflow import entities, schemas, search
 from service.mlflow import metrics as mlflow_metrics
 from service.mlflow.errors import ERROR_RESPONSES, MlflowError, invalid
@@ -404,27 +404,33 @@ def _log(
     metrics: list[dict[str, Any]],
     params: list[KeyValue],
     tags: list[KeyValue],
+    max_keys: int | None = None,
 ) -> dict[str, Any]:
     run = entities.load_run(session, ref.run_id or ref.run_uuid)
     parsed = [mlflow_metrics.parse_metric(metric) for metric in metrics]
     _log_params(run, params)
     _set_tags(run, tags)
     session.flush()
-    mlflow_metrics.log_metrics(session, run, parsed)
+    mlflow_metrics.log_metrics(session, run, parsed, max_keys)
     return {}
 
 
 @router.post("/runs/log-batch", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_log_batch(body: LogBatch, session: WriteSessionDep) -> dict[str, Any]:
+def runs_log_batch(
+    body: LogBatch, session: WriteSessionDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Metrics, params and tags of one run, atomically (repeated steps: see README)."""
-    return _log(session, body, body.metrics, body.params, body.tags)
+    keys = settings.max_keys_per_run
+    return _log(session, body, body.metrics, body.params, body.tags, keys)
 
 
 @router.post("/runs/log-metric", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_log_metric(body: LogMetric, session: WriteSessionDep) -> dict[str, Any]:
+def runs_log_metric(
+    body: LogMetric, session: WriteSessionDep, settings: SettingsDep
+) -> dict[str, Any]:
     """One metric value (repeated steps: see README)."""
     metric = {"key": body.key, "value": body.value, "timestamp": body.timestamp, "step": body.step}
-    return _log(session, body, [metric], [], [])
+    return _log(session, body, [metric], [], [], settings.max_keys_per_run)
 
 
 @router.post("/runs/log-parameter", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))

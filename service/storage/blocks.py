@@ -285,7 +285,9 @@ def read_series(cursor: DriverCursor, series_id: int, start: int, end: int) -> n
     rows = rows_in_range(cursor, series_id, start, end)
     if not pieces:
         return rows
-    stored = np.concatenate([np.frombuffer(blob, dtype=RECORD_DTYPE) for _, blob in pieces])
+    # One buffer, one array: numpy's concatenate of structured arrays costs ~40 µs an
+    # array, and a sparse series has a piece per point. bytearray: the result is writable.
+    stored = np.frombuffer(bytearray(b"".join(blob for _, blob in pieces)), dtype=RECORD_DTYPE)
     if stored["step"][0] < start or stored["step"][-1] > end:
         stored = stored[(stored["step"] >= start) & (stored["step"] <= end)]
     return np.concatenate([stored, rows]) if len(rows) else stored
