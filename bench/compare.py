@@ -10,6 +10,8 @@ sweep of 8 runs (momentum 4 x seed 2) x 2,000 steps, then times over HTTP (media
   4. summary of the 10 runs (threshold, baseline)
   5. groups of the 10 runs by momentum
   6. the sweep summary, 8 runs x 2,000 steps                   target <= 100 ms
+  7. export.csv of 10,000 points at dense steps and at sparse ones (i * 2**63 // 10**4):
+     the sparse one should cost about what the dense one does
 
     python bench/compare.py
     python bench/compare.py --throwaway-postgres
@@ -79,6 +81,20 @@ def make_sweep(http: httpx.Client, base_url: str, steps: int) -> int:
     return int(sweep["id"])
 
 
+EXPORT_POINTS = 10_000
+
+
+def make_export_runs(http: httpx.Client, base_url: str) -> tuple[int, int]:
+    """Two runs of 10,000 loss points: steps 0..9,999, and steps spread over all of int64."""
+    ids = []
+    for name, gap in (("dense", 1), ("sparse", 2**63 // EXPORT_POINTS)):
+        run = http.post("/api/v1/runs", json={"name": f"export-{name}"}).raise_for_status()
+        points = [{"key": "loss", "step": i * gap, "value": 1.0} for i in range(EXPORT_POINTS)]
+        send_all(base_url, run.json()["id"], [orjson.dumps({"points": points})])
+        ids.append(int(run.json()["id"]))
+    return ids[0], ids[1]
+
+
 def timed(
     http: httpx.Client, path: str, params: dict[str, object], repeat: int
 ) -> tuple[list[float], int]:
@@ -102,6 +118,7 @@ def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Tabl
         started = time.perf_counter()
         run_ids = make_runs(http, base_url, args.runs, args.steps)
         sweep_id = make_sweep(http, base_url, args.sweep_steps)
+        dense, sparse = make_export_runs(http, base_url)
         loading_s = time.perf_counter() - started
         ids = ",".join(str(run_id) for run_id in run_ids)
         n, steps = args.runs, f"{args.steps:,}"
@@ -126,6 +143,8 @@ def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Tabl
                 {"key": "loss", "threshold": 0.5},
                 "<= 100",
             ),
+            ("export.csv, 10,000 dense steps", "/export.csv", {"run_ids": dense}, ""),
+            ("export.csv, 10,000 sparse steps", "/export.csv", {"run_ids": sparse}, "~ dense"),
         ]
         rows = []
         for label, path, params, target in cases:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from momentum.contract.values import EncodedValue, encode_value
+from service.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,21 @@ class Columns:
 
     def take(self, index: np.ndarray) -> Columns:
         return Columns(self.steps[index], self.values[index], self.wall_times[index])
+
+
+def points_budget(asked: int | None, default: int, cap: int) -> int:
+    """The max_points a read uses: what it asked for, or `default`; never over `cap`
+    (MOMENTUM_MAX_POINTS_PER_READ): asking for more is the caller's mistake, a 422."""
+    if asked is None:
+        return min(default, cap)
+    if asked > cap:
+        message = (
+            f"max_points {asked} is over MOMENTUM_MAX_POINTS_PER_READ ({cap}); ask for "
+            "fewer, read a step range (start_step, end_step) or use export.csv"
+        )
+        detail = [{"loc": ["query", "max_points"], "msg": message, "type": "less_than_equal"}]
+        raise ApiError(422, "validation_error", f"max_points: {message}", detail)
+    return asked
 
 
 def _first_per_bucket(mask: np.ndarray, bucket: np.ndarray) -> np.ndarray:

@@ -4,10 +4,10 @@ Columns: run_id, run_name, one `params.NAME` column per parameter any of the run
 (nested objects flattened with dots, lists as JSON), key, step, value, wall_time.
 Values use the contract's spellings (NaN, Infinity, -Infinity). Text cells (run names,
 text params, keys) that a spreadsheet would run as a formula get a leading `'`; numbers,
-including non-finite ones, are written as they are. The run table and the
-series ids are read up front; the points are then read in step windows, each in its
-own short transaction, and written as they come: memory holds one window, never the
-export.
+including non-finite ones, are written as they are. The run table and the series ids
+are read up front; the points are then read in windows of about WINDOW_POINTS points,
+each in its own short transaction, and written as they come: memory holds one window,
+never the export.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.models import Run
 from service.storage import compare as compare_store
 
-CHUNK_STEPS = 50_000
+WINDOW_POINTS = 50_000
 _SPELLING = {math.inf: "Infinity", -math.inf: "-Infinity"}
 # A spreadsheet reads a cell starting with one of these as a formula (CSV injection,
 # OWASP): `=HYPERLINK(...)` in a run name would run on whoever opens the export.
@@ -99,9 +99,9 @@ def _lines(prefix: str, records: np.ndarray) -> str:
 
 
 def stream_csv(
-    sessions: sessionmaker[Session], export: ExportPlan, chunk_steps: int = CHUNK_STEPS
+    sessions: sessionmaker[Session], export: ExportPlan, window_points: int = WINDOW_POINTS
 ) -> Iterator[str]:
     yield _line(export.header)
     for prefix, series_id in export.series:
-        for records in compare_store.read_in_chunks(sessions, series_id, chunk_steps):
+        for records in compare_store.read_in_chunks(sessions, series_id, window_points):
             yield _lines(prefix, records)

@@ -55,8 +55,30 @@ class Settings(BaseSettings):
         gt=0,
         description="A request body that stalls this long (no byte arrives) gets 408.",
     )
+    # What one read may answer and one run may hold (SECURITY.md): every read that
+    # returns series is bounded by default, and a run's key count bounds run lists.
     default_history_points: int = Field(
-        default=100_000_000, ge=1, description="max_points used when a history read names none."
+        default=100_000,
+        ge=1,
+        description="max_points of a history read (GET /runs/{id}/metrics/{key}) that "
+        "names none: series up to this long come back whole, longer ones downsampled.",
+    )
+    default_compare_points: int = Field(
+        default=10_000,
+        ge=1,
+        description="max_points per series of a comparison (GET /compare) that names none.",
+    )
+    max_points_per_read: int = Field(
+        default=100_000,
+        ge=1,
+        description="The largest max_points a history read or comparison may ask for "
+        "(per series); more gets 422. Full resolution beyond it: step ranges or export.csv.",
+    )
+    max_keys_per_run: int = Field(
+        default=1_000,
+        ge=1,
+        description="Most distinct metric keys one run may have; an ingest that would "
+        "pass it gets 422 and stores nothing.",
     )
 
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(

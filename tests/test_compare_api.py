@@ -74,7 +74,11 @@ def test_smoothing_runs_at_full_resolution_then_cuts_at_the_same_points(
     values = np.exp(-np.arange(20_000) / 4000) + rng.normal(scale=0.05, size=20_000)
     values[[777, 15_000]] = [math.nan, 9.0]
     _log(client, run["id"], "loss", range(20_000), values)
-    full = _get(client, "/compare", run_ids=run["id"], keys="loss", smoothing=0.9)["series"][0]
+    # Full resolution is asked for: a comparison names 10,000 points a series by default.
+    full = _get(
+        client, "/compare", run_ids=run["id"], keys="loss", smoothing=0.9, max_points=20_000
+    )["series"][0]
+    assert not full["downsampled"]
     small = _get(client, "/compare", run_ids=run["id"], keys="loss", smoothing=0.9, max_points=100)[
         "series"
     ][0]
@@ -339,7 +343,7 @@ def test_export_from_the_real_server_quotes_formulas(database_url: str) -> None:
     _assert_formulas_are_quoted(run_id, response.text)
 
 
-def test_export_reads_in_step_windows_across_gaps(client: TestClient, settings: Settings) -> None:
+def test_export_reads_in_point_windows_across_gaps(client: TestClient, settings: Settings) -> None:
     run = make_run(client)
     steps = [0, 1, 2, 3, 4, 5, 6, 100, 5000, 5001, 2**40]
     _log(client, run["id"], "loss", steps, [float(s % 7) for s in steps])
@@ -348,13 +352,14 @@ def test_export_reads_in_step_windows_across_gaps(client: TestClient, settings: 
     try:
         with sessions() as session:
             export_plan = plan(session, [session.get(Run, run["id"])], ["loss"])
-        chunks = list(stream_csv(sessions, export_plan, chunk_steps=3))
+        chunks = list(stream_csv(sessions, export_plan, window_points=3))
     finally:
         engine.dispose()
     lines = "".join(chunks).splitlines()[1:]
     assert [int(line.split(",")[-3]) for line in lines] == steps
-    # 0-2, 3-5, then 6 / 100 / 5000-5001 / 2**40 after windows that grew over the gaps.
-    assert [len(c.splitlines()) for c in chunks[1:]] == [3, 3, 1, 1, 2, 1]
+    # A window is whole blocks (4,096 steps) until it holds 3 points: block 0 (0-100),
+    # then block 1 (5000-5001) with the tail's chunk (2**40), the rest of the series.
+    assert [len(c.splitlines()) for c in chunks[1:]] == [8, 3]
 
 
 def test_bad_requests_name_the_parameter(client: TestClient) -> None:

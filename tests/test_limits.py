@@ -484,3 +484,111 @@ def test_only_ingest_routes_take_large_bodies(database_url: str, tmp_path: Path)
             assert http.patch(f"{API}/runs/1", json={"params": {"p": "z" * 1000_000}}).is_success
     finally:
         engine.dispose()
+
+
+def test_read_and_key_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert (defaults.default_history_points, defaults.default_compare_points) == (100_000, 10_000)
+    assert (defaults.max_points_per_read, defaults.max_keys_per_run) == (100_000, 1_000)
+    for name, value in {"MAX_POINTS_PER_READ": "5000", "MAX_KEYS_PER_RUN": "20"}.items():
+        monkeypatch.setenv(f"MOMENTUM_{name}", value)
+    assert (Settings().max_points_per_read, Settings().max_keys_per_run) == (5000, 20)
+
+
+def _read_limited(settings: Settings) -> Settings:
+    update = {"max_points_per_read": 50, "default_history_points": 20, "default_compare_points": 10}
+    return settings.model_copy(update=update)
+
+
+def test_reads_have_a_default_budget_and_a_cap_that_is_a_422(settings: Settings) -> None:
+    with TestClient(create_app(_read_limited(settings))) as http:
+        long = http.post(f"{API}/runs", json={"name": "long"}).json()["id"]
+        short = http.post(f"{API}/runs", json={"name": "short"}).json()["id"]
+        assert http.post(f"{API}/runs/{long}/metrics", json=batch("loss", range(100))).is_success
+        assert http.post(f"{API}/runs/{short}/metrics", json=batch("loss", range(5))).is_success
+        history = http.get(f"{API}/runs/{long}/metrics/loss").json()
+        assert len(history["steps"]) <= 20 and history["total"] == 100 and history["downsampled"]
+        whole = http.get(f"{API}/runs/{short}/metrics/loss").json()  # small: unchanged
+        assert whole["steps"] == list(range(5)) and not whole["downsampled"]
+        assert len(http.get(f"{API}/runs/{long}/metrics/loss?max_points=50").json()["steps"]) > 20
+        compared = http.get(f"{API}/compare", params={"run_ids": f"{long},{short}", "keys": "loss"})
+        long_series, short_series = compared.json()["series"]
+        assert len(long_series["steps"]) <= 10 and long_series["downsampled"]
+        assert short_series["steps"] == list(range(5))
+        for path, query in [
+            (f"/runs/{long}/metrics/loss", {"max_points": 51}),
+            ("/compare", {"run_ids": long, "keys": "loss", "max_points": 51, "smoothing": 0.5}),
+        ]:
+            refused = http.get(f"{API}{path}", params=query)
+            assert_error_shape(refused, 422, "validation_error")
+            assert "MOMENTUM_MAX_POINTS_PER_READ (50)" in refused.json()["error"]["message"]
+            assert refused.json()["error"]["detail"][0]["loc"] == ["query", "max_points"]
+
+
+def _log_batch(http: TestClient, run_id: int, keys: list[str]) -> httpx.Response:
+    metrics = [{"key": key, "value": 1.0, "timestamp": 1, "step": 7} for key in keys]
+    body = {"run_id": str(run_id), "metrics": metrics, "params": [{"key": "p", "value": "1"}]}
+    return http.post("/api/2.0/mlflow/runs/log-batch", json=body)
+
+
+def _points(*keys: str, steps: range = range(3)) -> dict[str, object]:
+    return {"points": [{"key": k, "step": step, "value": 0.5} for k in keys for step in steps]}
+
+
+def test_a_batch_taking_a_run_past_its_key_limit_stores_nothing(settings: Settings) -> None:
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        with TestClient(create_app(settings.model_copy(update={"max_keys_per_run": 3}))) as http:
+            run_id = http.post(f"{API}/runs", json={"name": "keys"}).json()["id"]
+            metrics = f"{API}/runs/{run_id}/metrics"
+            assert http.post(metrics, json=_points("a", "b")).is_success
+            before = snapshot(engine)
+            refused = http.post(metrics, json=_points("a", "c", "d", steps=range(3, 50)))
+            assert_error_shape(refused, 422, "too_many_keys")
+            message = refused.json()["error"]["message"]
+            assert "4 metric keys" in message and "MOMENTUM_MAX_KEYS_PER_RUN" in message
+            alone = http.post(metrics, json=_points("k1", "k2", "k3", "k4"))  # over by itself
+            assert_error_shape(alone, 422, "too_many_keys")
+            for keys in (["c", "d"], ["c", "d", "e", "f"]):  # params in the batch: not stored
+                message = assert_mlflow_error(
+                    _log_batch(http, run_id, keys), 400, "INVALID_PARAMETER_VALUE"
+                )
+                assert "MOMENTUM_MAX_KEYS_PER_RUN" in message
+            assert snapshot(engine) == before
+            one = {"run_id": str(run_id), "key": "c", "value": 1.0, "timestamp": 1, "step": 1}
+            assert http.post("/api/2.0/mlflow/runs/log-metric", json=one).is_success  # the 3rd
+            before = snapshot(engine)
+            refused_one = http.post("/api/2.0/mlflow/runs/log-metric", json={**one, "key": "d"})
+            message = assert_mlflow_error(refused_one, 400, "INVALID_PARAMETER_VALUE")
+            assert "MOMENTUM_MAX_KEYS_PER_RUN" in message
+            assert snapshot(engine) == before
+            assert http.post(metrics, json=_points("a", "b", "c", steps=range(9, 20))).is_success
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_long_series_read_with_defaults_is_bounded_in_bytes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """200,000 points: the default compare answers 10,000 per series (~1 MB, not ~13 MB),
+    a history read 100,000; the whole series stays one step range or export.csv away."""
+    with server(database_url, tmp_path) as url, httpx.Client(base_url=url, timeout=60) as http:
+        run_id = http.post(f"{API}/runs", json={"name": "long"}).json()["id"]
+        for start in range(0, 200_000, 100_000):
+            logged = http.post(
+                f"{API}/runs/{run_id}/metrics", json=batch("loss", range(start, start + 100_000))
+            )
+            assert logged.status_code == 200, logged.text
+        compared = http.get(
+            f"{API}/compare", params={"run_ids": run_id, "keys": "loss", "smoothing": 0.5}
+        )
+        (series,) = compared.json()["series"]
+        assert len(series["steps"]) <= 10_000 and series["total"] == 200_000
+        assert len(compared.content) < 2_000_000, len(compared.content)
+        history = http.get(f"{API}/runs/{run_id}/metrics/loss")
+        assert len(history.json()["steps"]) <= 100_000 and history.json()["total"] == 200_000
+        assert len(history.content) < 8_000_000, len(history.content)
+        zoomed = http.get(f"{API}/runs/{run_id}/metrics/loss?start_step=150000")
+        assert zoomed.json()["steps"] == list(range(150_000, 200_000))

@@ -7,13 +7,14 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service import Settings, create_app
 from service.db import make_engine
 from service.migrate import downgrade, upgrade
 from service.models import Point, PointBlock, PointChunk, Series
 from service.storage.blocks import BLOCK_STEPS, RECORD_DTYPE, merge
+from service.storage.compare import read_in_chunks
 from tests.factories import log_points, make_run, points
 
 STEPS = 3 * BLOCK_STEPS + 123
@@ -154,6 +155,11 @@ def _legacy_layout(engine: Engine, run_id: int) -> None:
         )
 
 
+def _series_id(engine: Engine, run_id: int) -> int:
+    with Session(engine) as session:
+        return session.scalar(select(Series.id).where(Series.run_id == run_id)) or 0
+
+
 def test_series_written_before_revision_0004_read_alike_and_move_into_blocks(
     settings: Settings,
 ) -> None:
@@ -170,6 +176,11 @@ def test_series_written_before_revision_0004_read_alike_and_move_into_blocks(
             history = _history(client, run_id)
             assert history["steps"] == list(range(4200))
             assert history["values"][4100] == "NaN" and history["values"][0] == 3.0
+            # Export windows of 30 points: the block whole, then the rows 30 at a time.
+            series_id = _series_id(engine, run_id)
+            windows = list(read_in_chunks(sessionmaker(engine), series_id, 30))
+            assert [len(w) for w in windows] == [BLOCK_STEPS] + [30] * 3 + [14]
+            assert np.concatenate(windows)["step"].tolist() == list(range(4200))
             log_points(client, run_id, points("loss", range(4200, 4300)))
             assert _storage(engine) == (0, 2, 1, 4300)  # the rows moved into their block
             history = _history(client, run_id)

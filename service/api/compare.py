@@ -13,7 +13,8 @@ from momentum.contract.compare import Mode, XAxis
 from momentum.contract.metrics import MAX_STEP
 from service import comparison, export
 from service.auth import Scope, requires
-from service.deps import SessionDep
+from service.deps import SessionDep, SettingsDep
+from service.downsample import points_budget
 from service.errors import ApiError
 from service.responses import FastJSONResponse
 
@@ -91,6 +92,7 @@ GridPoints = Annotated[
 )
 def compare(
     session: SessionDep,
+    settings: SettingsDep,
     run_ids: RunIds,
     keys: Annotated[str, Query(max_length=13_000, description="Comma-separated: loss,accuracy")],
     x: XAxis = "step",
@@ -98,18 +100,26 @@ def compare(
         float | None, Query(ge=0, lt=1, description="Debiased EMA weight, as TensorBoard's.")
     ] = None,
     max_points: Annotated[
-        int | None, Query(ge=1, le=10_000_000, description="Downsample each series to this.")
+        int | None,
+        Query(
+            ge=1,
+            le=10_000_000,
+            description="Downsample each series to this (default and largest: see README).",
+        ),
     ] = None,
     start_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
     end_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = MAX_STEP,
 ) -> Response:
     """Series of several runs, each on its own steps; smoothed at full resolution."""
+    budget = points_budget(
+        max_points, settings.default_compare_points, settings.max_points_per_read
+    )
     runs = comparison.load_runs(session, run_ids)
     ask = comparison.CurveRequest(
         keys=parse_keys(keys),
         x=x,
         smoothing=smoothing,
-        max_points=max_points,
+        max_points=budget,
         start_step=start_step,
         end_step=end_step,
     )

@@ -31,7 +31,7 @@ from service.api.runs import RunId, load_run
 from service.auth import CallerRole, Role, Scope, requires
 from service.db import GroupCommit, transaction
 from service.deps import SessionDep, SettingsDep
-from service.downsample import Columns, downsample, encoded_values
+from service.downsample import Columns, downsample, encoded_values, points_budget
 from service.errors import ApiError, not_found, validation_error
 from service.models import Run
 from service.responses import FastJSONResponse
@@ -104,7 +104,7 @@ def _store(app: FastAPI, work: IngestWork) -> IngestOutcome | ApiError | None:
 
 
 def _ingest_if_allowed(
-    session: Session, run_id: int, batch: metric_store.PreparedBatch, role: Role
+    session: Session, run_id: int, batch: metric_store.PreparedBatch, role: Role, max_keys: int
 ) -> IngestOutcome | ApiError | None:
     """The batch stored, or the worker token's refusal: returned, not raised, so that a
     refusal does not fail the other requests of its SQLite commit group."""
@@ -113,7 +113,7 @@ def _ingest_if_allowed(
         refusal = run_store.worker_write_refusal(session, run) if run is not None else None
         if refusal is not None:
             return refusal
-    return metric_store.ingest_prepared(session, run_id, batch)
+    return metric_store.ingest_prepared(session, run_id, batch, max_keys)
 
 
 async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint], role: Role) -> IngestResult:
@@ -121,11 +121,20 @@ async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint], role: Ro
         batch = await run_in_threadpool(metric_store.prepare, points, time.time())
     else:  # a few hundred µs: less than the hop to a thread and back
         batch = metric_store.prepare(points, time.time())
-    work = functools.partial(_ingest_if_allowed, run_id=run_id, batch=batch, role=role)
-    if app.state.settings.is_sqlite:
-        outcome = await asyncio.wrap_future(_group_commit(app).submit(work))
-    else:
-        outcome = await run_in_threadpool(_store, app, work)
+    max_keys = app.state.settings.max_keys_per_run
+    work = functools.partial(
+        _ingest_if_allowed, run_id=run_id, batch=batch, role=role, max_keys=max_keys
+    )
+    try:
+        if len(batch.records) > max_keys:  # over the limit whatever the run holds
+            raise metric_store.TooManyKeys(run_id, len(batch.records), max_keys)
+        if app.state.settings.is_sqlite:
+            outcome = await asyncio.wrap_future(_group_commit(app).submit(work))
+        else:
+            outcome = await run_in_threadpool(_store, app, work)
+    except metric_store.TooManyKeys as exc:
+        detail = [{"loc": ["points"], "msg": str(exc), "type": "too_many_keys"}]
+        raise ApiError(422, "too_many_keys", str(exc), detail) from None
     if outcome is None:
         raise not_found("run", run_id)
     if isinstance(outcome, ApiError):
@@ -139,7 +148,10 @@ async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint], role: Ro
     response_model=IngestResult,
     dependencies=[requires(Scope.ingest)],
     openapi_extra=INGEST_BODY,
-    responses={413: {"model": ErrorResponse, "description": "Body or point count over the limit."}},
+    responses={
+        413: {"model": ErrorResponse, "description": "Body or point count over the limit."},
+        422: {"model": ErrorResponse, "description": "A bad point, or too many keys for the run."},
+    },
 )
 async def ingest_points(
     run_id: RunId, request: Request, settings: SettingsDep, role: CallerRole
@@ -176,20 +188,29 @@ def read_history(
     run_id: RunId,
     key: Key,
     session: SessionDep,
+    settings: SettingsDep,
     start_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
     end_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = MAX_STEP,
     max_points: Annotated[
-        int | None, Query(ge=1, le=10_000_000, description="Downsample to at most this many.")
+        int | None,
+        Query(
+            ge=1,
+            le=10_000_000,
+            description="Downsample to at most this many (default and largest: see README).",
+        ),
     ] = None,
 ) -> Response:
     """One series as columns, optionally a step range, downsampled keeping extremes."""
+    budget = points_budget(
+        max_points, settings.default_history_points, settings.max_points_per_read
+    )
     load_run(session, run_id)
     series_id = metric_store.find_series_id(session, run_id, key)
     if series_id is None:
         raise not_found(f"metric {key!r} of run", run_id)
     records = metric_store.read_columns(session, series_id, start_step, end_step)
     columns = Columns.from_records(records)
-    shown = downsample(columns, max_points) if max_points is not None else columns
+    shown = downsample(columns, budget)
     return FastJSONResponse(
         {
             "key": key,

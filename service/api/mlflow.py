@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from momentum.contract import RunCreate, RunUpdate, Status
 from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
 from service.auth import CallerRole, Role, Scope, requires
-from service.deps import SessionDep, WriteSessionDep
+from service.deps import SessionDep, SettingsDep, WriteSessionDep
 from service.mlflow import entities, schemas, search
 from service.mlflow import metrics as mlflow_metrics
 from service.mlflow.errors import ERROR_RESPONSES, MlflowError, invalid
@@ -422,6 +422,7 @@ def _log(
     params: list[KeyValue],
     tags: list[KeyValue],
     role: Role,
+    max_keys: int | None = None,
 ) -> dict[str, Any]:
     run = entities.load_run(session, ref.run_id or ref.run_uuid)
     parsed = [mlflow_metrics.parse_metric(metric) for metric in metrics]
@@ -431,21 +432,26 @@ def _log(
         entities.set_params(run, merged)
     _set_tags(run, tags)
     session.flush()
-    mlflow_metrics.log_metrics(session, run, parsed)
+    mlflow_metrics.log_metrics(session, run, parsed, max_keys)
     return {}
 
 
 @router.post("/runs/log-batch", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_log_batch(body: LogBatch, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
+def runs_log_batch(
+    body: LogBatch, session: WriteSessionDep, settings: SettingsDep, role: CallerRole
+) -> dict[str, Any]:
     """Metrics, params and tags of one run, atomically (repeated steps: see README)."""
-    return _log(session, body, body.metrics, body.params, body.tags, role)
+    keys = settings.max_keys_per_run
+    return _log(session, body, body.metrics, body.params, body.tags, role, keys)
 
 
 @router.post("/runs/log-metric", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))
-def runs_log_metric(body: LogMetric, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
+def runs_log_metric(
+    body: LogMetric, session: WriteSessionDep, settings: SettingsDep, role: CallerRole
+) -> dict[str, Any]:
     """One metric value (repeated steps: see README)."""
     metric = {"key": body.key, "value": body.value, "timestamp": body.timestamp, "step": body.step}
-    return _log(session, body, [metric], [], [], role)
+    return _log(session, body, [metric], [], [], role, settings.max_keys_per_run)
 
 
 @router.post("/runs/log-parameter", dependencies=[INGEST], **_doc(schemas.MlflowEmpty))

@@ -118,8 +118,11 @@ def _free_step(key: str, step: int, next_free: int) -> int:
     return next_free
 
 
-def log_metrics(session: Session, run: Run, metrics: Sequence[MlflowMetric]) -> int:
-    """Store the metrics by the repeated-step rule; returns how many values moved."""
+def log_metrics(
+    session: Session, run: Run, metrics: Sequence[MlflowMetric], max_keys: int | None = None
+) -> int:
+    """Store the metrics by the repeated-step rule; returns how many values moved.
+    More keys than `max_keys` for the run: INVALID_PARAMETER_VALUE, nothing stored."""
     if not metrics:
         return 0
     if session.get_bind().dialect.name == "postgresql":
@@ -128,6 +131,8 @@ def log_metrics(session: Session, run: Run, metrics: Sequence[MlflowMetric]) -> 
     by_key: dict[str, list[MlflowMetric]] = {}
     for metric in metrics:
         by_key.setdefault(metric.key, []).append(metric)
+    if max_keys is not None and len(by_key) > max_keys:  # before a query per key
+        raise invalid(str(metric_store.TooManyKeys(run.id, len(by_key), max_keys)))
     points: list[MetricPoint] = []
     moved: dict[str, int] = {}
     for key, items in by_key.items():
@@ -151,7 +156,10 @@ def log_metrics(session: Session, run: Run, metrics: Sequence[MlflowMetric]) -> 
                 }
             )
     if points:
-        metric_store.ingest(session, run.id, points, time.time())
+        try:
+            metric_store.ingest(session, run.id, points, time.time(), max_keys)
+        except metric_store.TooManyKeys as exc:
+            raise invalid(str(exc)) from None
     if moved:
         tags = dict(run.tags)
         for key, count in moved.items():

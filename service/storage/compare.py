@@ -1,6 +1,6 @@
 """Data access for comparisons: many runs' series ids in one query, chunked reads.
 
-Point data is read only through `metrics.read_columns` (array-at-a-time); this module
+Point data is read only through `metrics` (array-at-a-time); this module
 adds the lookups a comparison of many runs needs without one query per run.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
 from service.models import Run, Series
-from service.storage.metrics import read_columns
+from service.storage.metrics import read_window
 
 MAX_STEP = 2**63 - 1
 
@@ -43,24 +43,17 @@ def series_ids(
 
 
 def read_in_chunks(
-    sessions: sessionmaker[Session], series_id: int, chunk_steps: int
+    sessions: sessionmaker[Session], series_id: int, window_points: int
 ) -> Iterator[np.ndarray]:
-    """A series' points in step windows, each read in its own short transaction.
-
-    Windows start `chunk_steps` wide; an empty window makes the next one 16x wider (sparse or
-    ending series cost a few probes, not one per window) and a window with points
-    resets it. The series ends when a window reaching MAX_STEP comes back empty.
-    """
-    start, width = 0, chunk_steps
-    while start <= MAX_STEP:
-        end = min(MAX_STEP, start + width - 1)
+    """A series' points in windows of about `window_points`, each read in its own short
+    transaction. A window's end is found in key order (`metrics.read_window`), so
+    a sparse series costs about what a dense one of as many points does."""
+    start = 0
+    while True:
         with transaction(sessions, write=False) as session:
-            records = read_columns(session, series_id, start, end)
+            records, end = read_window(session, series_id, start, window_points)
         if len(records):
             yield records
-            width = chunk_steps
-        elif end == MAX_STEP:
+        if end >= MAX_STEP:
             return
-        else:
-            width *= 16
         start = end + 1

@@ -20,6 +20,10 @@ from service.storage.driver import DriverCursor
 # parameter handling cost ~4x the insert itself (measured: 16 ms against 4 ms on
 # SQLite). Only placeholders differ between SQLite and PostgreSQL.
 _RUN_EXISTS_SQL = "SELECT 1 FROM runs WHERE id = {p}"
+# PostgreSQL: batches for one run take turns from here on (before its series rows, the
+# order deleting a run takes too), so two batches adding keys at once cannot pass the
+# run's key limit together. FK checks of new series only share-lock the row.
+_RUN_LOCKED_SQL = _RUN_EXISTS_SQL + " FOR NO KEY UPDATE"
 _SERIES_SQL = (
     "SELECT key, id, sealed_until, last_step, last_value, tail_chunks "
     "FROM series WHERE run_id = {p}"
@@ -42,8 +46,22 @@ class _SeriesState:
     tail_chunks: int
 
 
-def _run_series(cursor: DriverCursor, run_id: int, keys: Iterable[str]) -> dict[str, _SeriesState]:
-    """The run's series by key, creating missing ones for `keys`."""
+class TooManyKeys(Exception):
+    """A batch would take a run past MOMENTUM_MAX_KEYS_PER_RUN; nothing of it is stored."""
+
+    def __init__(self, run_id: int, keys: int, limit: int) -> None:
+        super().__init__(
+            f"run {run_id} would have {keys} metric keys; the limit is {limit} "
+            "(MOMENTUM_MAX_KEYS_PER_RUN): log fewer distinct keys"
+        )
+        self.limit = limit
+
+
+def _run_series(
+    cursor: DriverCursor, run_id: int, keys: Iterable[str], max_keys: int | None
+) -> dict[str, _SeriesState]:
+    """The run's series by key, creating missing ones for `keys` (TooManyKeys, before
+    any write, when they would take the run past `max_keys`)."""
     sql = _SERIES_LOCKED_SQL if cursor.postgres else _SERIES_SQL
 
     def lookup() -> dict[str, _SeriesState]:
@@ -51,6 +69,8 @@ def _run_series(cursor: DriverCursor, run_id: int, keys: Iterable[str]) -> dict[
 
     found = lookup()
     missing = sorted(set(keys) - found.keys())
+    if max_keys is not None and len(found) + len(missing) > max_keys:
+        raise TooManyKeys(run_id, len(found) + len(missing), max_keys)
     if missing:
         cursor.executemany(_NEW_SERIES_SQL, [(run_id, key) for key in missing])
         found = lookup()
@@ -137,24 +157,32 @@ class IngestOutcome:
 
 
 def ingest(
-    session: Session, run_id: int, points: Sequence[MetricPoint], received_at: float
+    session: Session,
+    run_id: int,
+    points: Sequence[MetricPoint],
+    received_at: float,
+    max_keys: int | None = None,
 ) -> IngestOutcome | None:
     """Upsert a batch in the session's transaction; None if the run does not exist.
 
     A repeated (key, step) in one batch keeps the last value. A non-finite loss marks
-    the run diverged. The batch is announced as one `points` event.
+    the run diverged. The batch is announced as one `points` event. TooManyKeys if it
+    would give the run more than `max_keys` keys.
     """
-    return ingest_prepared(session, run_id, prepare(points, received_at))
+    return ingest_prepared(session, run_id, prepare(points, received_at), max_keys)
 
 
-def ingest_prepared(session: Session, run_id: int, batch: PreparedBatch) -> IngestOutcome | None:
+def ingest_prepared(
+    session: Session, run_id: int, batch: PreparedBatch, max_keys: int | None = None
+) -> IngestOutcome | None:
     """`ingest` of a batch made by `prepare`."""
     cursor = DriverCursor(session)
     last_steps: dict[str, int] = {}
     try:
-        if not cursor.execute(_RUN_EXISTS_SQL, (run_id,)):
+        run_sql = _RUN_LOCKED_SQL if cursor.postgres else _RUN_EXISTS_SQL
+        if not cursor.execute(run_sql, (run_id,)):
             return None
-        series = _run_series(cursor, run_id, batch.records)
+        series = _run_series(cursor, run_id, batch.records, max_keys)
         writer = blocks.SeriesWriter(cursor)
         updates = []
         for key, records in batch.records.items():
@@ -285,5 +313,19 @@ def read_columns(session: Session, series_id: int, start_step: int, end_step: in
     cursor = DriverCursor(session)
     try:
         return blocks.read_series(cursor, series_id, start_step, end_step)
+    finally:
+        cursor.close()
+
+
+def read_window(
+    session: Session, series_id: int, start_step: int, points: int
+) -> tuple[np.ndarray, int]:
+    """About `points` points of one series from `start_step` on (see
+    `blocks.window_end`), and the last step the window covers: read the next window
+    from one past it, until it is MAX_STEP."""
+    cursor = DriverCursor(session)
+    try:
+        end = blocks.window_end(cursor, series_id, start_step, points)
+        return blocks.read_series(cursor, series_id, start_step, end), end
     finally:
         cursor.close()
