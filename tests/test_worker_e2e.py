@@ -171,6 +171,8 @@ def test_two_workers_complete_a_sweep(api: httpx.Client, workers: Workers) -> No
     for job_id in sweep["job_ids"]:
         job = get_job(api, job_id)
         assert job["attempts"] == 1 and job["summary"]["steps_done"] == QUICK["steps"]
+        # N/N, even for a job done before its first heartbeat reported any progress.
+        assert (job["progress_step"], job["progress_total"]) == (QUICK["steps"], QUICK["steps"])
         assert_every_step_once(api, job, QUICK["steps"], QUICK["eval_every"])
         assert api.get(f"/runs/{job['run_id']}").json()["status"] == "succeeded"
     seen = {w["id"]: w for w in api.get("/workers").json()["items"]}
