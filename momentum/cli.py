@@ -7,6 +7,7 @@ them, so `momentum serve` starts without torch and `momentum train` without Fast
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from momentum.cli_jobs import jobs, runs, submit, sweep, workers
 from momentum.cli_train import sync, train
 from momentum.cli_worker import worker
 from momentum.up import up
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,18 +34,20 @@ def main() -> None:
 @click.option(
     "--workers", default=1, show_default=True, type=int, help="Service processes (uvicorn)."
 )
-@click.option("--upgrade/--no-upgrade", default=False, help="Apply migrations before serving.")
+@click.option(
+    "--upgrade/--no-upgrade",
+    default=None,
+    help="Apply migrations before serving [default: yes on SQLite; on PostgreSQL no, and "
+    "refuse to start until `momentum db upgrade` ran].",
+)
 @click.option("--log-level", default="info", show_default=True)
-def serve(host: str, port: int, workers: int, upgrade: bool, log_level: str) -> None:
+def serve(host: str, port: int, workers: int, upgrade: bool | None, log_level: str) -> None:
     """Run the HTTP service (settings from MOMENTUM_* environment variables)."""
     import uvicorn
 
     from service.settings import Settings
 
-    if upgrade:
-        from service.migrate import upgrade as apply_migrations
-
-        apply_migrations(Settings())
+    _prepare_schema(Settings(), upgrade)
     uvicorn.run(
         "service.app:app_from_environment",
         factory=True,
@@ -51,6 +57,43 @@ def serve(host: str, port: int, workers: int, upgrade: bool, log_level: str) -> 
         log_level=log_level,
         access_log=False,
     )
+
+
+def _prepare_schema(settings: Settings, upgrade: bool | None) -> None:
+    """Migrate when asked, and by default the embedded SQLite database (it has no other
+    owner); by default refuse to serve a PostgreSQL schema behind the code's, whose
+    upgrade is an operator's explicit step. `--no-upgrade` skips both: until someone
+    migrates, the API answers 503 `migrations_pending`."""
+    from sqlalchemy.engine import make_url
+
+    from service.migrate import upgrade as apply_migrations
+
+    sqlite = make_url(settings.sqlalchemy_url).get_backend_name() == "sqlite"
+    if upgrade or (upgrade is None and sqlite):
+        apply_migrations(settings)
+    elif upgrade is None:
+        reason = _pending_migrations(settings)
+        if reason is not None:
+            raise click.ClickException(f"not serving: {reason}")
+
+
+def _pending_migrations(settings: Settings) -> str | None:
+    """Why the schema is behind, or None; None too (with a warning) if the database is
+    unreachable: the service starts and `/readyz` says so until it is back."""
+    from sqlalchemy.exc import OperationalError
+
+    from service.db import make_engine
+    from service.migrate import pending_migrations
+
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return pending_migrations(connection)
+    except OperationalError as exc:
+        click.echo(f"warning: could not check the database schema: {exc.orig}", err=True)
+        return None
+    finally:
+        engine.dispose()
 
 
 @main.group()

@@ -47,6 +47,8 @@ HELP = {
     "stop_on_divergence": "Stop at the first NaN/Inf loss (the run still succeeds).",
     "device": "Where to train; auto picks CUDA when available.",
 }
+# Defaults that depend on other fields (TrainingConfig fills them in).
+DEFAULT_TEXT = {"model": "linear for ravine, mlp otherwise"}
 
 
 def _option_for(name: str, field: FieldInfo) -> Callable[[F], F]:
@@ -55,7 +57,8 @@ def _option_for(name: str, field: FieldInfo) -> Callable[[F], F]:
     annotation = field.annotation
     if isinstance(annotation, types.UnionType):  # `int | None`: the option takes an int
         annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
-    help_text = f"{HELP.get(name) or field.description or name} [default: {field.default}]"
+    default = DEFAULT_TEXT.get(name, field.default)
+    help_text = f"{HELP.get(name) or field.description or name} [default: {default}]"
     if annotation is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
     kind: Any = annotation

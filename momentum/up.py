@@ -53,7 +53,9 @@ class Supervisor:
         self.stop_requested = threading.Event()
 
     def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "momentum.cli", *args]
+        # -P: `-m` would put the working directory first on sys.path, and a project of the
+        # user's with its own `service/` or `trainer/` would shadow ours (PYTHONPATH stays).
+        argv = [sys.executable, "-P", "-m", "momentum.cli", *args]
         return subprocess.Popen(argv, env=self.env, process_group=0, preexec_fn=_die_with_parent)
 
     def wait_ready(self, url: str) -> None:

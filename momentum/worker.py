@@ -12,6 +12,10 @@ the job back to the queue with `/release`.
 
 The trainer of the job's framework (torch, NumPy or Keras) is imported inside
 `Worker.train`, so importing this module (as `momentum.cli` does) stays light.
+
+A test hook, `MOMENTUM_HOLD_FILE` (docs/jobs.md): while the file it names exists, the
+worker waits after each logged step (from the step the file holds, if it holds one),
+heartbeating as usual, so a test sees a job mid-way however fast the machine trains.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +49,14 @@ LEASE_LOST = 409
 # the heartbeat's reply is how a cancel reaches the worker.
 MAX_HEARTBEAT_S = 2.0
 MIN_HEARTBEAT_S = 0.1
+HOLD_FILE_ENV = "MOMENTUM_HOLD_FILE"
+HOLD_POLL_S = 0.05
+
+
+def hold_file_from_environment() -> Path | None:
+    """`MOMENTUM_HOLD_FILE`, read once per worker: unset, a step costs nothing more."""
+    value = os.environ.get(HOLD_FILE_ENV)
+    return Path(value) if value else None
 
 
 class Outcome(enum.Enum):
@@ -63,6 +77,7 @@ class WorkerOptions:
     poll_max_s: float = 2.0
     flush_timeout_s: float = 20.0
     spool_dir: Path | None = None
+    hold_file: Path | None = field(default_factory=hold_file_from_environment)
 
 
 class Display(Protocol):
@@ -218,12 +233,14 @@ class Worker:
         bar, task = self.display.job_started(lease)
         sink = ReportingSink(run, bar, task)
 
+        def should_stop() -> bool:
+            return lease.lost.is_set() or lease.cancel.is_set() or self.stopping.is_set()
+
         def on_progress(step: int, total: int) -> None:
             lease.step, lease.total = step, total
             self.display.job_progress(lease, step, total)
-
-        def should_stop() -> bool:
-            return lease.lost.is_set() or lease.cancel.is_set() or self.stopping.is_set()
+            if self.options.hold_file is not None:
+                self._hold(self.options.hold_file, step, should_stop)
 
         try:
             result = train(config, sink, should_stop=should_stop, on_progress=on_progress)
@@ -232,6 +249,12 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
             return self._end(lease, run, Outcome.failed, Status.failed), error, {"error": error}
         return self._conclude(lease, run, result)
+
+    def _hold(self, hold_file: Path, step: int, should_stop: Callable[[], bool]) -> None:
+        """The test hook: wait while `hold_file` holds this step (it exists and names no
+        step, or one at most `step`), unless the job must stop anyway."""
+        while _holds(hold_file, step) and not should_stop():
+            self.stopping.wait(HOLD_POLL_S)
 
     def _conclude(
         self, lease: Lease, run: Run, result: TrainResult
@@ -322,6 +345,14 @@ def _json_float(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value
+
+
+def _holds(hold_file: Path, step: int) -> bool:
+    try:
+        text = hold_file.read_text().strip()
+    except FileNotFoundError:
+        return False
+    return not text.isdigit() or step >= int(text)
 
 
 def _safe(name: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy.exc import DBAPIError
 
 import momentum
 from momentum.contract import ErrorResponse, PointBatch
@@ -31,9 +32,10 @@ from service.api import events as event_stream
 from service.api import mlflow as mlflow_api
 from service.auth import TokenGate, assert_every_api_route_guarded
 from service.db import make_engine, make_sessionmaker, transaction
-from service.deps import reject_unknown_query
+from service.deps import reject_unknown_query, require_current_schema
 from service.errors import install_error_handlers
 from service.limits import BodyLimits
+from service.migrate import SchemaGate
 from service.mlflow.errors import MLFLOW_PREFIXES, install_mlflow_error_shape
 from service.observability import Observability, RequestMetrics
 from service.settings import Settings
@@ -53,7 +55,7 @@ log = logging.getLogger(__name__)
 def _api_router() -> APIRouter:
     api = APIRouter(
         prefix=API_PREFIX,
-        dependencies=[Depends(reject_unknown_query)],
+        dependencies=[Depends(reject_unknown_query), Depends(require_current_schema)],
         responses={status: {"model": ErrorResponse} for status in API_ERROR_STATUSES},
     )
     api.include_router(runs.router)
@@ -68,24 +70,61 @@ def _api_router() -> APIRouter:
     return api
 
 
+class _ReaperLog:
+    """One log line when the reaper's state changes (working, waiting for migrations,
+    failing with some error), not one per round: a round runs every few seconds."""
+
+    def __init__(self) -> None:
+        self.state = "working"
+
+    def _changed(self, state: str) -> bool:
+        changed, self.state = state != self.state, state
+        return changed
+
+    def worked(self) -> None:
+        if self._changed("working"):  # as loud as the line that said it did not
+            log.warning("the reaper works again")
+
+    def waiting(self, reason: str) -> None:
+        if self._changed("migrations_pending"):
+            log.warning("the reaper waits for migrations: %s", reason)
+
+    def failed(self, exc: Exception) -> None:
+        if not self._changed(f"failed: {type(exc).__name__}"):
+            return
+        if isinstance(exc, DBAPIError):  # the database is away: its message says enough
+            log.warning("the reaper cannot reach the database, retrying: %s", exc.orig)
+        else:
+            log.exception("reaping silent runs and lapsed leases or pruning events failed")
+
+
 async def _reap_silent_runs(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    reaper_log = _ReaperLog()
     while True:
         await asyncio.sleep(settings.reaper_interval_s)
         try:
-            await to_thread.run_sync(_reap_once, app)
-        except Exception:  # the reaper must outlive a database hiccup
-            log.exception(
-                "reaping silent runs and lapsed leases or pruning events did not work this round"
-            )
+            pending = await to_thread.run_sync(_reap_once, app)
+        except Exception as exc:  # the reaper must outlive a database hiccup
+            reaper_log.failed(exc)
+            continue
+        if pending is None:
+            reaper_log.worked()
+        else:
+            reaper_log.waiting(pending)
 
 
-def _reap_once(app: FastAPI) -> None:
+def _reap_once(app: FastAPI) -> str | None:
+    """One round; the reason instead while migrations are pending (there are no tables)."""
     settings: Settings = app.state.settings
+    pending = app.state.schema_gate.pending()
+    if pending is not None:
+        return pending
     with transaction(app.state.sessions, write=True) as session:
         fail_silent_runs(session, settings.run_heartbeat_timeout_s)
         reap_lapsed_leases(session)
         events.prune(session, settings.event_retention_s, settings.event_max_rows)
+    return None
 
 
 @asynccontextmanager
@@ -93,6 +132,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(app.state.settings)
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
+    app.state.schema_gate = SchemaGate(engine)
     reaper = asyncio.create_task(_reap_silent_runs(app))
     try:
         yield
@@ -140,8 +180,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dashboard.mount_static(app)
     app.include_router(_api_router())
     # MLflow's tracking API (service/api/mlflow.py); its web UI's /ajax-api/ paths too.
-    app.include_router(mlflow_api.router, prefix=mlflow_api.MLFLOW_PREFIX)
-    app.include_router(mlflow_api.router, prefix=mlflow_api.AJAX_PREFIX, include_in_schema=False)
+    schema = [Depends(require_current_schema)]
+    app.include_router(mlflow_api.router, prefix=mlflow_api.MLFLOW_PREFIX, dependencies=schema)
+    app.include_router(
+        mlflow_api.router,
+        prefix=mlflow_api.AJAX_PREFIX,
+        dependencies=schema,
+        include_in_schema=False,
+    )
     install_mlflow_error_shape(app)
     _document_raw_bodies(app)
     assert_every_api_route_guarded(app, API_PREFIX)

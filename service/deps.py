@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -33,6 +34,18 @@ def _write_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+async def require_current_schema(request: Request) -> None:
+    """503 `migrations_pending` (naming the command) until the schema is at the code's
+    head; without it each call on a fresh database failed with its own error. Once the
+    schema is current this is a flag test, with no hop to the thread pool."""
+    gate = request.app.state.schema_gate
+    if gate.ready:
+        return
+    reason = await to_thread.run_sync(gate.pending)
+    if reason is not None:
+        raise ApiError(503, "migrations_pending", reason, headers={"Retry-After": "5"})
 
 
 DEFAULT_PAGE_SIZE = 50

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -103,9 +103,16 @@ class ServerProcess:
     the same URL and database across restarts, as a real outage looks to a client."""
 
     def __init__(
-        self, env: dict[str, str], *, workers: int = 1, timeout: float = 30.0, port: int = 0
+        self,
+        env: dict[str, str],
+        *,
+        workers: int = 1,
+        timeout: float = 30.0,
+        port: int = 0,
+        args: Sequence[str] = (),
     ) -> None:
         self.env = env
+        self.args = list(args)  # more `momentum serve` options
         self.workers = workers
         self.timeout = timeout
         self.port = port or free_port()
@@ -117,7 +124,7 @@ class ServerProcess:
         if self.process is not None:
             raise RuntimeError("the server is already running")
         argv = [sys.executable, "-m", "momentum.cli", "serve", "--port", str(self.port)]
-        argv += ["--workers", str(self.workers), "--log-level", "warning"]
+        argv += ["--workers", str(self.workers), "--log-level", "warning", *self.args]
         self.process = subprocess.Popen(argv, env={**os.environ, **self.env})
         try:
             wait_until_ready(self.url, self.process, self.timeout)

@@ -85,6 +85,21 @@ def test_claims_respect_device_and_frameworks(client: TestClient) -> None:
     assert cuda is not None and cuda["job"]["id"] == on_cuda["id"]
 
 
+def test_a_job_completed_before_any_heartbeat_shows_all_its_steps_done(
+    client: TestClient,
+) -> None:
+    # A job quicker than the heartbeat interval: the dashboard showed it 0/N.
+    created = submit(client, config=config(steps=7))
+    lease = claim(client)
+    assert lease is not None and lease["job"]["progress_step"] is None
+    url = f"{API}/jobs/{created['id']}/complete"
+    completed = client.post(url, json={"lease_token": lease["lease_token"]})
+    assert completed.status_code == 200, completed.text
+    assert (completed.json()["progress_step"], completed.json()["progress_total"]) == (7, 7)
+    now = job(client, created["id"])
+    assert (now["progress_step"], now["progress_total"]) == (7, 7)
+
+
 def test_heartbeat_extends_the_lease_and_other_tokens_are_refused(client: TestClient) -> None:
     created = submit(client)
     lease = claim(client)

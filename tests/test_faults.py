@@ -14,10 +14,17 @@ import pytest
 from service.migrate import upgrade
 from service.settings import Settings
 from tests.support import ServerProcess, postgres_cluster, wait_until
-from tests.test_worker_e2e import SLOW, Workers, assert_every_step_once, get_job, submit
+from tests.test_worker_e2e import (
+    SLOW,
+    Workers,
+    assert_every_step_once,
+    get_job,
+    submit,
+    wait_mid_job,
+)
 
-# Long enough that a loaded machine cannot finish it between two polls of the test.
-LONG = {**SLOW, "steps": 3000, "eval_every": 300}
+# Where the worker, training on against the dead service, is held again until it is back.
+HELD_AGAIN_AT = 150
 
 pytestmark = pytest.mark.e2e
 
@@ -33,16 +40,20 @@ def test_service_killed_mid_job_loses_nothing_and_the_job_completes(
         url = server.start()
         workers = Workers(url, tmp_path)
         try:
+            workers.hold()
             workers.start("w1")
             with httpx.Client(base_url=f"{url}/api/v1", timeout=30) as api:
-                job = submit(api, **LONG)
-                wait_until(lambda: (get_job(api, job["id"])["progress_step"] or 0) >= 20, 60)
+                job = submit(api, **SLOW)
+                wait_mid_job(api, job["id"])
                 server.kill()
-                time.sleep(1.0)  # the worker trains on against a dead port
+                workers.hold(from_step=HELD_AGAIN_AT)  # it trains on against a dead port
+                time.sleep(1.0)
                 server.start()
+                wait_mid_job(api, job["id"], step=HELD_AGAIN_AT)
+                workers.release()
                 wait_until(lambda: _status(api, job["id"]) == "succeeded", timeout=180)
                 done = get_job(api, job["id"])
-                assert_every_step_once(api, done, LONG["steps"], LONG["eval_every"])
+                assert_every_step_once(api, done, SLOW["steps"], SLOW["eval_every"])
                 assert done["attempts"] == 1
         finally:
             workers.stop_all()

@@ -60,6 +60,16 @@ def test_submit_names_the_bad_field_or_combination(client: TestClient, engine: E
     error = _rejected(client, engine, {"config": config(model="cnn")})
     assert error["detail"][0]["loc"] == ["config"]
     assert "cnn" in error["message"] and "ravine" in error["message"]
+    error = _rejected(client, engine, {"config": config(model="mlp")})  # named, impossible
+    assert "dataset 'ravine' (regression) needs model 'linear'" in error["message"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_model_defaults_to_the_one_the_dataset_needs(client: TestClient) -> None:
+    for dataset, model in [("ravine", "linear"), ("spirals", "mlp"), ("digits", "mlp")]:
+        response = client.post(f"{API}/jobs", json={"config": {"dataset": dataset}})
+        assert response.status_code == 201, response.text
+        assert response.json()["config"]["model"] == model
 
 
 def test_list_filters_paginates_and_unknown_ids_are_404(client: TestClient) -> None:

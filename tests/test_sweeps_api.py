@@ -42,8 +42,11 @@ def test_expand_grid_validates_every_combination_and_points_at_the_culprit() -> 
     combination = _problem({"dataset": "ravine"}, {"model": ["linear", "cnn"]})
     assert combination["loc"] == ["grid"]
     assert "model='cnn'" in combination["msg"] and "needs dataset 'digits'" in combination["msg"]
-    # The base alone (ravine + the default mlp) is invalid, yet every combination is fine.
     assert len(expand_grid({"dataset": "ravine"}, {"model": ["linear"]}, 1)) == 1
+    # No model named: each combination gets the one its dataset needs.
+    combos = expand_grid({}, {"dataset": ["ravine", "digits"]}, 2)
+    assert [(c.dataset, c.model) for _, c in combos] == [("ravine", "linear"), ("digits", "mlp")]
+    assert "needs model 'linear'" in _problem({"model": "mlp"}, {"dataset": ["ravine"]})["msg"]
 
 
 def test_expand_grid_refuses_a_grid_past_the_cap_before_expanding() -> None:

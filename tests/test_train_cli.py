@@ -54,10 +54,21 @@ def test_options_become_a_training_config_with_defaults_for_the_rest() -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "model"),
+    [([], "mlp"), (["--dataset", "spirals"], "mlp"), (["--dataset", "ravine"], "linear")],
+)
+def test_the_model_defaults_to_the_one_the_dataset_needs(args: list[str], model: str) -> None:
+    result = CliRunner().invoke(echo_config, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["model"] == model
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--momentum", "1.5"], "--momentum: Input should be less than 1"),
         (["--model", "cnn", "--dataset", "ravine"], "model 'cnn' needs dataset 'digits'"),
+        (["--model", "mlp", "--dataset", "ravine"], "dataset 'ravine' (regression) needs"),
         (["--optimizer", "rmsprop"], "'rmsprop' is not one of"),
         (["--tag", "no-equals-sign"], "is not KEY=VALUE"),
     ],
@@ -85,7 +96,8 @@ def private_spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.e2e
 def test_train_prints_the_id_of_a_run_holding_its_points(server_url: str) -> None:
     argv = [sys.executable, "-m", "momentum.cli", "train", "--url", server_url, "--threads", "1"]
-    argv += ["--dataset", "ravine", "--model", "linear", "--steps", "120", "--eval-every", "40"]
+    # No --model: ravine's default, linear (an mlp would be refused).
+    argv += ["--dataset", "ravine", "--steps", "120", "--eval-every", "40"]
     argv += ["--name", "cli-run", "--tag", "source=test", "--seed", "4", "--device", "cpu"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -95,6 +107,7 @@ def test_train_prints_the_id_of_a_run_holding_its_points(server_url: str) -> Non
         run = client.get_run(int(match.group(1)))
         assert (run.name, run.status, run.diverged) == ("cli-run", "succeeded", False)
         assert (run.tags, run.params["seed"], run.momentum) == ({"source": "test"}, 4, 0.9)
+        assert run.params["model"] == "linear"
         counts = {s.key: s.count for s in client.list_series(run.id).items}
     assert counts["loss"] == 120 and counts["val_loss"] == 4  # steps 0, 40, 80 and the last
 

@@ -65,7 +65,10 @@ def mentioning(text: str) -> list[str]:
     return found
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        assert process.stderr is not None
+        raise AssertionError(f"momentum up exited: {process.stderr.read().decode()[-2000:]}")
     try:
         ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
         return ready and httpx.get(f"{url}/api/v1/workers", timeout=1).json()["total"] == 1
@@ -73,22 +76,38 @@ def _ready(url: str) -> bool:
         return False
 
 
+def decoy_project(directory: Path) -> Path:
+    """A user's project whose own top-level packages share our names and must not load."""
+    for name in ("service", "trainer", "migrations"):
+        package = directory / name
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(f"raise ImportError('the decoy {name} loaded')\n")
+    return directory
+
+
 def test_up_starts_service_and_workers_and_sigterm_stops_them_all(tmp_path: Path) -> None:
+    """Run in a project with its own `service/` and `trainer/`: the children import ours."""
     port, data = free_port(), tmp_path / "data"
+    project = decoy_project(tmp_path / "project")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOMENTUM_")}
-    argv = [sys.executable, "-m", "momentum.cli", "up", "--port", str(port)]
+    # -P here too: `-m` would put the decoys first for `up` itself (the `momentum` script
+    # does not); what is tested is how `up` starts its children.
+    argv = [sys.executable, "-P", "-m", "momentum.cli", "up", "--port", str(port)]
     argv += ["--workers", "1", "--data-dir", str(data)]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        argv, env=env, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     children: set[int] = set()
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _ready(url), timeout=60)  # the worker has claimed (204) once
+        wait_until(lambda: _ready(url, process), timeout=60)  # the worker has claimed once
         children = descendants(process.pid)
         assert len(children) == 2, "one service and one worker"
         assert (data / "momentum.sqlite3").exists()
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=45)
+        out, err = process.communicate(timeout=45)
         assert process.returncode == 0
+        assert b"decoy" not in err
         assert f"{url}/" in out.decode() and f"{url}/docs" in out.decode()
         assert not [pid for pid in children if alive(pid)]
         assert mentioning(f"--port {port}") == [] and mentioning(f"127.0.0.1:{port}") == []

@@ -1,7 +1,9 @@
 """Workers as real processes against a real service: sweeps, SIGKILL, cancel, SIGTERM, `up`.
 
 The server runs with a 2 s lease so a killed worker's job comes back quickly. Every
-process is stopped in a fixture finaliser; worker logs go to files under tmp_path.
+process is stopped in a fixture finaliser; worker logs go to files under tmp_path. A test
+that acts on a job mid-way holds it there with the workers' hold file (docs/jobs.md), not
+by hoping the machine trains slowly.
 """
 
 from __future__ import annotations
@@ -24,18 +26,20 @@ from tests.support import live_server, wait_until
 pytestmark = pytest.mark.e2e
 
 QUICK = {"dataset": "blobs", "model": "logreg", "steps": 200, "eval_every": 50}
-# Long enough (several seconds) to act on a worker while it trains.
-SLOW = {"dataset": "spirals", "model": "mlp", "steps": 1000, "eval_every": 100}
+# A torch job long enough to retry part-way; tests hold it mid-way with `Workers.hold`.
+SLOW = {"dataset": "spirals", "model": "mlp", "steps": 300, "eval_every": 100}
 COMMON = {"log_every": 1, "device": "cpu", "stop_on_divergence": False}
 
 
 class Workers:
     """`momentum worker` subprocesses by id, with their logs in files. Each polls the
-    service at `url`, or the one `start` names (a replica of several)."""
+    service at `url`, or the one `start` names (a replica of several), and pauses its job
+    while `hold` is in force."""
 
     def __init__(self, url: str, directory: Path) -> None:
         self.url, self.directory = url, directory
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.hold_file = directory / "hold"
 
     def start(
         self, worker_id: str, url: str | None = None, frameworks: str | None = None
@@ -44,11 +48,22 @@ class Workers:
         argv += ["--worker-id", worker_id, "--device", "cpu", "--threads", "1", "--no-progress"]
         argv += ["--frameworks", frameworks] if frameworks else []
         env = {**os.environ, "MOMENTUM_SPOOL_DIR": str(self.directory / f"spool-{worker_id}")}
+        env["MOMENTUM_HOLD_FILE"] = str(self.hold_file)
         env.pop("MOMENTUM_TOKEN", None)
         with self.log_path(worker_id).open("wb") as log:
             process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes[worker_id] = process
         return process
+
+    def hold(self, from_step: int | None = None) -> None:
+        """Every worker pauses its job after each logged step, from `from_step` (steps
+        done) or at once, until `release`. Replaced whole, so no worker reads half of it."""
+        partial = self.hold_file.with_suffix(".partial")
+        partial.write_text("" if from_step is None else str(from_step))
+        partial.replace(self.hold_file)
+
+    def release(self) -> None:
+        self.hold_file.unlink(missing_ok=True)
 
     def log_path(self, worker_id: str) -> Path:
         return self.directory / f"{worker_id}.log"
@@ -122,11 +137,12 @@ def wait_for_status(api: httpx.Client, job_id: int, status: str, timeout: float)
     return get_job(api, job_id)
 
 
-def wait_mid_job(api: httpx.Client, job_id: int) -> dict[str, Any]:
-    """Wait until a worker has heartbeated progress on the job; the job then."""
-    wait_until(lambda: (get_job(api, job_id)["progress_step"] or 0) >= 20, timeout=45)
+def wait_mid_job(api: httpx.Client, job_id: int, step: int = 1) -> dict[str, Any]:
+    """Wait until the worker's heartbeat says it is held after `step` steps (`Workers.hold`
+    from that step, with `log_every=1`); the job then."""
+    wait_until(lambda: (get_job(api, job_id)["progress_step"] or 0) >= step, timeout=45)
     job = get_job(api, job_id)
-    assert job["status"] == "running" and job["progress_step"] < job["progress_total"]
+    assert (job["status"], job["progress_step"]) == ("running", step), "held there"
     return job
 
 
@@ -155,6 +171,8 @@ def test_two_workers_complete_a_sweep(api: httpx.Client, workers: Workers) -> No
     for job_id in sweep["job_ids"]:
         job = get_job(api, job_id)
         assert job["attempts"] == 1 and job["summary"]["steps_done"] == QUICK["steps"]
+        # N/N, even for a job done before its first heartbeat reported any progress.
+        assert (job["progress_step"], job["progress_total"]) == (QUICK["steps"], QUICK["steps"])
         assert_every_step_once(api, job, QUICK["steps"], QUICK["eval_every"])
         assert api.get(f"/runs/{job['run_id']}").json()["status"] == "succeeded"
     seen = {w["id"]: w for w in api.get("/workers").json()["items"]}
@@ -165,12 +183,14 @@ def test_two_workers_complete_a_sweep(api: httpx.Client, workers: Workers) -> No
 def test_a_killed_workers_job_is_requeued_and_finished_by_the_other(
     api: httpx.Client, workers: Workers
 ) -> None:
+    workers.hold()
     created = submit(api, **SLOW)
     workers.start("w-a")
     workers.start("w-b")
     owner = wait_mid_job(api, created["id"])["lease_owner"]
     workers.processes[owner].kill()
     workers.processes[owner].wait()
+    workers.release()
     done = wait_for_status(api, created["id"], "succeeded", timeout=60)
     other = "w-b" if owner == "w-a" else "w-a"
     assert (done["lease_owner"], done["attempts"], done["lease_lapses"]) == (other, 2, 1)
@@ -179,7 +199,8 @@ def test_a_killed_workers_job_is_requeued_and_finished_by_the_other(
 
 
 def test_a_cancelled_job_stops_within_seconds(api: httpx.Client, workers: Workers) -> None:
-    created = submit(api, **{**SLOW, "steps": 20_000})
+    workers.hold()  # never released: only the cancel ends the job
+    created = submit(api, **SLOW)
     process = workers.start("w-a")
     wait_mid_job(api, created["id"])
     asked = time.monotonic()
@@ -187,18 +208,20 @@ def test_a_cancelled_job_stops_within_seconds(api: httpx.Client, workers: Worker
     job = wait_for_status(api, created["id"], "cancelled", timeout=10)
     assert time.monotonic() - asked < 5
     run = api.get(f"/runs/{job['run_id']}").json()
-    assert run["status"] == "cancelled" and run["last_step"] < 20_000 - 1
+    assert run["status"] == "cancelled" and run["last_step"] < SLOW["steps"] - 1
     assert process.poll() is None, "the worker goes on to the next job"
     assert "job 1: cancelled" in workers.log("w-a")
 
 
 def test_sigterm_hands_the_job_back_and_exits_0(api: httpx.Client, workers: Workers) -> None:
+    workers.hold()
     created = submit(api, **SLOW)
     workers.start("w-a")
     workers.start("w-b")
     owner = wait_mid_job(api, created["id"])["lease_owner"]
     workers.processes[owner].send_signal(signal.SIGTERM)
     assert workers.processes[owner].wait(timeout=30) == 0
+    workers.release()
     log = workers.log(owner)
     assert "handed back to the queue" in log
     stopped_at = int(log.split("handed back to the queue (")[1].split("/")[0]) - 1

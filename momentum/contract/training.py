@@ -68,7 +68,10 @@ class TrainingConfig(BaseModel):
     lr: float = Field(strict=True, default=0.05, gt=0.0, allow_inf_nan=False)
     weight_decay: float = Field(strict=True, default=0.0, ge=0.0, allow_inf_nan=False)
     dataset: DatasetName = "digits"
-    model: ModelName = "mlp"
+    model: ModelName = Field(
+        default="mlp",
+        description="Default: `linear` for `ravine` (regression), `mlp` for the others.",
+    )
     steps: int = Field(strict=True, default=1000, ge=1, le=10_000_000)
     batch_size: int = Field(strict=True, default=64, ge=1, le=1_000_000)
     seed: int = Field(strict=True, default=0, ge=0, le=2**63 - 1)  # fits a BIGINT column
@@ -96,6 +99,14 @@ class TrainingConfig(BaseModel):
         strict=True, default=64, ge=1, le=4096, description="Hidden width (mlp, cnn)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_follows_dataset(cls, data: object) -> object:
+        """No model given: the one the dataset needs, so `dataset=ravine` alone is valid."""
+        if isinstance(data, dict) and "model" not in data:
+            return {**data, "model": default_model(data.get("dataset"))}
+        return data
+
     @model_validator(mode="after")
     def _check_combinations(self) -> TrainingConfig:
         problems = _combination_problems(self)
@@ -107,6 +118,11 @@ class TrainingConfig(BaseModel):
     def is_classification(self) -> bool:
         """True when the dataset has classes (so accuracy is logged)."""
         return self.dataset not in REGRESSION_DATASETS
+
+
+def default_model(dataset: object) -> ModelName:
+    """The model a config gets when it names none: `linear` for a regression dataset."""
+    return "linear" if dataset in REGRESSION_DATASETS else "mlp"
 
 
 def _combination_problems(config: TrainingConfig) -> list[str]:
@@ -150,4 +166,5 @@ __all__ = [
     "ModelName",
     "OptimizerName",
     "TrainingConfig",
+    "default_model",
 ]

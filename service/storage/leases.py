@@ -120,8 +120,11 @@ def complete(session: Session, job_id: int, body: JobComplete) -> Job:
     job = held_job(session, job_id, body.lease_token)
     job.summary = body.summary
     job.error = None
-    if job.progress_total is not None:
-        job.progress_step = job.progress_total  # the last heartbeat predates the last steps
+    # A succeeded job has done all its steps: the last heartbeat (if one came at all,
+    # for a job quicker than the heartbeat interval) predates the last steps.
+    if job.progress_total is None:
+        job.progress_total = job.config.get("steps")
+    job.progress_step = job.progress_total
     transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
     session.flush()
     return job

@@ -33,6 +33,8 @@ function readForm(form) {
   const grid = {};
   for (const [name, raw] of new FormData(form)) {
     if (name === "name") continue;
+    // A choice left empty ("model: for the dataset") is the API's default for it.
+    if (raw === "" && form.elements[name].tagName === "SELECT") continue;
     if (LISTS.has(name)) {
       const values = raw.split(",").filter((v) => v.trim() !== "").map((v) => parseValue(name, v));
       if (values.length === 1) config[name] = values[0];
