@@ -205,9 +205,12 @@ def param_value(run: Run, by: str) -> Any:
 
 
 def _group_key(value: Any) -> str:
-    # 0 and 0.0 (an int in one run's params, a float in another's) are one setting.
+    # 0 and 0.0 (an int in one run's params, a float in another's) are one setting; an
+    # integer stays exact: seeds 2**63 - 1 and 2**63 - 2 are one float but two settings.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(float(value))
+        return repr(value)
     return json.dumps(value, sort_keys=True)
 
 

@@ -33,6 +33,8 @@ NAMING_CONVENTION = {
 }
 
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# The indexed copy of params["optimizer"]; a longer name stays in params only.
+OPTIMIZER_LENGTH = 64
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -97,7 +99,7 @@ class Run(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     tags: Mapped[dict[str, str]] = mapped_column(JsonDocument, default=dict)
     # Copies of params["optimizer"|"momentum"|"lr"], indexed: comparisons group and filter on them.
-    optimizer: Mapped[str | None] = mapped_column(String(64), index=True)
+    optimizer: Mapped[str | None] = mapped_column(String(OPTIMIZER_LENGTH), index=True)
     momentum: Mapped[float | None] = mapped_column(Float)
     lr: Mapped[float | None] = mapped_column(Float)
     sweep_id: Mapped[int | None] = mapped_column(

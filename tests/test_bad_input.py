@@ -30,6 +30,7 @@ TINY = {"dataset": "ravine", "model": "linear", "steps": 5, "eval_every": 5}
 # Small limits, so "over the limit" is cheap to send.
 LIMITS = {"max_body_bytes": 1 << 20, "max_points_per_batch": 10_000, "max_grid_size": 16}
 JSON = {"content-type": "application/json"}
+HUGE_PARAM = b'{"params": {"momentum": 1' + b"0" * 400 + b"}}"  # 10**400, a JSON integer
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -211,6 +212,42 @@ HUGE = [
         content=b'{"lease_token": "t", "summary": {"x": Infinity}}',
     ),
     Bad("config lr 1e400", "POST", f"{API}/jobs", 422, V, content=b'{"config": {"lr": 1e400}}'),
+    # Integers wider than int64 overflow a float once indexed or grouped (were 500s).
+    Bad("param momentum 10**400", "POST", f"{API}/runs", 422, V, content=HUGE_PARAM),
+    Bad("param seed 2**63", "PATCH", RUN, 422, V, json={"params": {"seed": 2**63}}),
+    Bad("param -2**63 - 1, nested", "PATCH", RUN, 422, V, json={"params": {"a": [-(2**63) - 1]}}),
+    Bad(
+        "summary int 10**400",
+        "POST",
+        f"{API}/jobs/1/complete",
+        422,
+        V,
+        content=b'{"lease_token": "t", "summary": {"x": 1' + b"0" * 400 + b"}}",
+    ),
+    Bad(
+        "job heartbeat step 10**20",
+        "POST",
+        f"{API}/jobs/1/heartbeat",
+        422,
+        V,
+        content=b'{"lease_token": "t", "step": 99999999999999999999}',
+    ),
+    Bad(
+        "job heartbeat total 2**63",
+        "POST",
+        f"{API}/jobs/1/heartbeat",
+        422,
+        V,
+        json={"lease_token": "t", "total": 2**63},
+    ),
+    Bad(
+        "config log_every 2**64",
+        "POST",
+        f"{API}/jobs",
+        422,
+        V,
+        json={"config": {**TINY, "log_every": 2**64}},
+    ),
     Bad(
         "config seed 2**64", "POST", f"{API}/jobs", 422, V, json={"config": {**TINY, "seed": 2**64}}
     ),
@@ -428,6 +465,12 @@ QUERY = [
     Bad("sort with a second column", "GET", f"{API}/runs", 422, V, params={"sort": "name, id"}),
     Bad("status SQL", "GET", f"{API}/runs", 422, V, params={"status": SQL}),
     Bad("tag without a colon", "GET", f"{API}/runs", 422, V, params={"tag": SQL}),
+    # A param filter compares one JSON scalar that params can hold (object: SQLite 500;
+    # 1e999: PostgreSQL 500).
+    Bad("param filter: an object", "GET", f"{API}/runs", 422, V, params={"param": 'seed:{"a":1}'}),
+    Bad("param filter: an array", "GET", f"{API}/runs", 422, V, params={"param": "seed:[1]"}),
+    Bad("param filter: 1e999", "GET", f"{API}/runs", 422, V, params={"param": "seed:1e999"}),
+    Bad("param filter: 2**63", "GET", f"{API}/runs", 422, V, params={"param": f"seed:{2**63}"}),
     Bad(
         "run_ids SQL",
         "GET",
@@ -508,6 +551,8 @@ LIVE = [
     HUGE[0],
     HUGE[2],
     HUGE[5],
+    HUGE[9],
+    HUGE[13],
     STEPS[0],
     KEYS[1],
     KEYS[2],
@@ -624,6 +669,128 @@ def test_a_405_names_every_method_of_the_path(limited: TestClient) -> None:
     claim = limited.get(f"{API}/jobs/claim")
     assert_error_shape(claim, 405, "method_not_allowed")
     assert claim.headers["allow"] == "POST"
+
+
+def _locs(response: httpx.Response) -> list[list[Any]]:
+    return [item["loc"] for item in response.json()["error"]["detail"]]
+
+
+def _with_points(http: TestClient, params: dict[str, Any]) -> int:
+    created = http.post(f"{API}/runs", json={"params": params})
+    assert created.status_code == 201, created.text
+    run_id: int = created.json()["id"]
+    batch = {"points": [{"key": "loss", "step": step, "value": 1.0} for step in range(3)]}
+    assert http.post(f"{API}/runs/{run_id}/metrics", json=batch).status_code == 200
+    return run_id
+
+
+def test_params_hold_int64_integers_and_name_a_wider_one(limited: TestClient) -> None:
+    """10**400 in params overflowed a float where it was indexed (momentum): a 500."""
+    edges = {"seed": 2**63 - 1, "momentum": -(2**63), "nested": {"a": [2**63 - 1]}}
+    created = limited.post(f"{API}/runs", json={"params": edges})
+    assert created.status_code == 201, created.text
+    assert created.json()["params"] == edges
+    assert created.json()["momentum"] == float(-(2**63))
+    refused = limited.post(f"{API}/runs", content=HUGE_PARAM, headers=JSON)
+    assert_error_shape(refused, 422, V)
+    assert _locs(refused) == [["params", "momentum"]]
+    patched = limited.patch(RUN, json={"params": {"seed": 2**63}})
+    assert_error_shape(patched, 422, V)
+    assert _locs(patched) == [["params", "seed"]]
+    assert "64-bit" in patched.json()["error"]["message"]
+
+
+def test_groups_by_seed_keep_seeds_at_the_top_of_int64_apart(limited: TestClient) -> None:
+    """seed = 10**400 was stored, then `by=seed` overflowed a float (a 500); and seeds
+    one apart near 2**63 are one float, so they were merged into one group."""
+    huge_seed = b'{"params": {"seed": 1' + b"0" * 400 + b"}}"
+    assert_error_shape(limited.post(f"{API}/runs", content=huge_seed, headers=JSON), 422, V)
+    run_ids = [_with_points(limited, {"seed": seed}) for seed in (2**63 - 1, 2**63 - 2, 0)]
+    groups = limited.get(
+        f"{API}/compare/groups",
+        params={"run_ids": ",".join(map(str, run_ids)), "key": "loss", "by": "seed"},
+    )
+    assert groups.status_code == 200, groups.text
+    assert [g["value"] for g in groups.json()["groups"]] == [0, 2**63 - 2, 2**63 - 1]
+
+
+def test_a_job_heartbeat_counts_steps_up_to_the_largest(limited: TestClient) -> None:
+    claimed = limited.post(f"{API}/jobs/claim", json={"worker_id": "w"}).json()
+    beat = f"{API}/jobs/{claimed['job']['id']}/heartbeat"
+    lease = claimed["lease_token"]
+    over = limited.post(
+        beat,
+        content=b'{"lease_token": "%s", "step": 99999999999999999999}' % (lease.encode()),
+        headers=JSON,
+    )
+    assert_error_shape(over, 422, V)
+    assert _locs(over) == [["step"]]
+    top = 2**63 - 1
+    assert limited.post(beat, json={"lease_token": lease, "step": top, "total": top}).is_success
+    job = limited.get(f"{API}/jobs/{claimed['job']['id']}").json()
+    assert (job["progress_step"], job["progress_total"]) == (top, top)
+
+
+# Runs whose param `knob` holds each kind of JSON value, by name.
+KNOBS: dict[str, Any] = {
+    "int": 1,
+    "float": 1.0,
+    "true": True,
+    "false": False,
+    "zero": 0,
+    "null": None,
+    "text 1": "1",
+    "text NaN": "NaN",
+    "object": {"a": 1},
+}
+
+
+def test_param_filters_match_alike_on_both_backends(limited: TestClient) -> None:
+    """A filter value is a JSON scalar compared as JSON (SQLite once matched `true` to 1,
+    and never matched null), else text; objects, arrays and numbers params cannot hold
+    are a 422 naming the rule (they were a 500 on one backend or the other)."""
+    for name, value in KNOBS.items():
+        created = limited.post(f"{API}/runs", json={"name": name, "params": {"knob": value}})
+        assert created.status_code == 201, created.text
+
+    def found(value: str) -> set[str]:
+        response = limited.get(f"{API}/runs", params={"param": f"knob:{value}", "limit": 100})
+        assert response.status_code == 200, response.text
+        return {item["name"] for item in response.json()["items"]}
+
+    assert found("1") == found("1.0") == {"int", "float"}
+    assert found("true") == {"true"}
+    assert found("false") == {"false"}
+    assert found("0") == {"zero"}
+    assert found("null") == {"null"}
+    assert found('"1"') == {"text 1"}
+    assert found("NaN") == found('"NaN"') == {"text NaN"}  # not standard JSON: text
+    assert found("Infinity") == found("x") == set()
+    for value in ('{"a":1}', "[1]", "1e999", "-1e999", str(10**400)):
+        response = limited.get(f"{API}/runs", params={"param": f"knob:{value}"})
+        assert_error_shape(response, 422, V)
+        assert _locs(response) == [["query", "param"]], value
+
+
+def test_a_long_optimizer_name_stays_in_params_alike_on_both_backends(
+    limited: TestClient,
+) -> None:
+    """The indexed optimizer column holds 64 characters: PostgreSQL refused a longer name
+    (a 500) where SQLite stored it. It is kept in params, the column left empty."""
+    long_name = "o" * 65
+    run_id = _with_points(limited, {"optimizer": long_name})
+    run = limited.get(f"{API}/runs/{run_id}").json()
+    assert (run["params"]["optimizer"], run["optimizer"]) == (long_name, None)
+    fits = limited.patch(f"{API}/runs/{run_id}", json={"params": {"optimizer": "o" * 64}})
+    assert fits.status_code == 200 and fits.json()["optimizer"] == "o" * 64
+    again = limited.patch(f"{API}/runs/{run_id}", json={"params": {"optimizer": long_name}})
+    assert again.status_code == 200 and again.json()["optimizer"] is None
+    found = limited.get(f"{API}/runs", params={"param": f"optimizer:{long_name}"}).json()
+    assert [item["id"] for item in found["items"]] == [run_id]
+    groups = limited.get(
+        f"{API}/compare/groups", params={"run_ids": str(run_id), "key": "loss", "by": "optimizer"}
+    )
+    assert [g["value"] for g in groups.json()["groups"]] == [long_name]
 
 
 @pytest.mark.e2e

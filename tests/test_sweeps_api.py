@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from pydantic import ValidationError
+from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session
 
-from momentum.contract import GridError, Status, expand_grid, sweep_status
+from momentum.contract import GridError, Status, SweepCreate, expand_grid, sweep_status
+from service import Settings, create_app
 from service.models import Job, Run, Sweep
 from tests.jobs_support import API, TINY, claim, job
+from tests.support import ServerProcess
+
+# Far over the default cap of 256, as an attacker would send it: compared pairwise for
+# repeats, its values held SQLite's write lock for seconds.
+HUGE_GRID = {"seed": list(range(40_000))}
 
 
 def _sweep(client: TestClient, **body: Any) -> dict[str, Any]:
@@ -165,3 +177,77 @@ def test_delete_removes_jobs_but_keeps_runs_detached(client: TestClient) -> None
     # A new job never resumes a kept run, even where SQLite reuses the deleted job ids.
     fresh = client.post(f"{API}/jobs", json={"config": TINY}).json()
     assert fresh["run_id"] not in {r["id"] for r in runs["items"]}
+
+
+def test_repeats_in_a_grid_are_found_by_hashing() -> None:
+    """Pairwise comparison made 100,000 values a matter of minutes; hashing, of a blink."""
+    started = time.perf_counter()
+    SweepCreate.model_validate({"name": "big", "grid": {"seed": list(range(100_000))}})
+    assert time.perf_counter() - started < 5  # pairwise: 99 s on these machines
+    repeated = [
+        [0, 1, 0.0],  # one value to TrainingConfig
+        [{"a": 1, "b": [1, 2]}, {"b": [1, 2], "a": 1}],
+        [*range(100_000), 99_999],
+    ]
+    for values in repeated:
+        with pytest.raises(ValidationError, match="repeats the value"):
+            SweepCreate.model_validate({"name": "s", "grid": {"seed": values}})
+    distinct = [[1, 2], [2, 1], {"a": [1, 2]}, {"a": [2, 1]}, "1", 1]
+    SweepCreate.model_validate({"name": "s", "grid": {"seed": distinct}})
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_refused_grid_never_waits_for_the_write_lock(settings: Settings) -> None:
+    """The grid is validated before the request's write transaction begins: with another
+    connection holding SQLite's write lock, bad grids still get their 422 (not a 503 after
+    the busy timeout), and a good one waits for the lock as it should."""
+    quick = settings.model_copy(update={"sqlite_busy_timeout_ms": 200})
+    database = make_url(settings.database_url).database
+    assert database is not None
+    with TestClient(create_app(quick)) as client:
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            for grid in (HUGE_GRID, {"momentum": [0.5, 1.5]}, {"seed": [1, 1]}):
+                body = {"name": "bad", "base": TINY, "grid": grid}
+                response = client.post(f"{API}/sweeps", json=body)
+                assert response.status_code == 422, response.text
+            refused = client.post(f"{API}/sweeps", json={"name": "big", "grid": HUGE_GRID})
+            assert "40000 combinations; the cap is 256" in refused.json()["error"]["message"]
+            good = {"name": "ok", "base": TINY, "grid": {"seed": [1, 2]}}
+            assert client.post(f"{API}/sweeps", json=good).status_code == 503
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert client.post(f"{API}/sweeps", json=good).status_code == 201
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_huge_grid_leaves_other_writers_alone_through_the_real_server(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Two server processes on one SQLite file (what `--workers 2` runs): while one
+    refuses a 40,000-value grid, metric writes through the other all go through; they
+    used to wait past the busy timeout and get "database is locked"."""
+    env = {
+        "MOMENTUM_DATABASE_URL": database_url,
+        "MOMENTUM_DATA_DIR": str(tmp_path),
+        "MOMENTUM_SQLITE_BUSY_TIMEOUT_MS": "1000",
+    }
+    with ServerProcess(env) as sweeper, ServerProcess(env) as ingest:
+        sweeps_url = f"{sweeper.start()}{API}/sweeps"
+        with httpx.Client(base_url=ingest.start(), timeout=30) as writer:
+            assert writer.post(f"{API}/runs", json={"name": "r"}).status_code == 201
+            body = {"name": "huge", "base": TINY, "grid": HUGE_GRID}
+            statuses: list[int] = []
+            with ThreadPoolExecutor(1) as pool:
+                sweep = pool.submit(httpx.post, sweeps_url, json=body, timeout=120)
+                while not sweep.done() or not statuses:
+                    point = {"key": "loss", "step": len(statuses), "value": 1.0}
+                    logged = writer.post(f"{API}/runs/1/metrics", json={"points": [point]})
+                    statuses.append(logged.status_code)
+                refused = sweep.result()
+    assert refused.status_code == 422, refused.text
+    assert "40000 combinations" in refused.json()["error"]["message"]
+    assert set(statuses) == {200}, statuses

@@ -27,6 +27,16 @@ NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=250, pattern=NO_NUL)]
 NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
+# Integers a client may store: a signed 64-bit range, what a BIGINT column, SQLite's
+# json_extract and every JSON reader in between keep exactly (10**400 overflowed a float
+# when indexed or grouped, and was a 500).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+INT64_MESSAGE = f"integers must lie within the signed 64-bit range {INT64_MIN}..{INT64_MAX}"
+
+
+def is_int64(value: int) -> bool:
+    return INT64_MIN <= value <= INT64_MAX
 
 
 def _storable(value: Any) -> Any:
@@ -35,6 +45,8 @@ def _storable(value: Any) -> Any:
         item = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError("NaN and Infinity are not JSON numbers: send a finite number")
+        if isinstance(item, int) and not isinstance(item, bool) and not is_int64(item):
+            raise ValueError(INT64_MESSAGE)
         if isinstance(item, str) and "\x00" in item:
             raise ValueError(NUL_MESSAGE)
         if isinstance(item, dict):
@@ -48,7 +60,7 @@ def _storable(value: Any) -> Any:
 # Free-form JSON a client sends (run params, a job's summary, a sweep's base and grid).
 # Python's json parser reads NaN, Infinity and 1e400, but stored as JSON they would be
 # invalid (PostgreSQL refuses them; SQLite keeps text that breaks every later json_extract
-# over the table); and no NUL in any string, as above.
+# over the table); integers outside int64 (above); and no NUL in any string, as above.
 StorableJsonValue = Annotated[JsonValue, AfterValidator(_storable)]
 
 

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool
 
 from momentum.contract.common import ContractModel, Name, Status, StorableJsonValue, Text
+from momentum.contract.metrics import MAX_STEP
 from momentum.contract.runs import Tags
 from momentum.contract.training import DeviceName, Framework, TrainingConfig
 
@@ -90,8 +91,12 @@ class ClaimResponse(BaseModel):
 
 class JobHeartbeat(ContractModel):
     lease_token: LeaseToken = Field(min_length=1, max_length=64)
-    step: int | None = Field(default=None, strict=True, ge=0, description="Steps done so far.")
-    total: int | None = Field(default=None, strict=True, ge=0, description="Steps in all.")
+    step: int | None = Field(
+        default=None, strict=True, ge=0, le=MAX_STEP, description="Steps done so far."
+    )
+    total: int | None = Field(
+        default=None, strict=True, ge=0, le=MAX_STEP, description="Steps in all."
+    )
 
 
 class JobHeartbeatReply(BaseModel):

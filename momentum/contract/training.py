@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from momentum.contract.common import INT64_MAX
+
 Framework = Literal["torch", "numpy", "keras"]
 OptimizerName = Literal["sgd", "momentum", "sgd_momentum", "nesterov", "adam"]
 DatasetName = Literal["ravine", "spirals", "blobs", "digits"]
@@ -74,9 +76,9 @@ class TrainingConfig(BaseModel):
     )
     steps: int = Field(strict=True, default=1000, ge=1, le=10_000_000)
     batch_size: int = Field(strict=True, default=64, ge=1, le=1_000_000)
-    seed: int = Field(strict=True, default=0, ge=0, le=2**63 - 1)  # fits a BIGINT column
-    log_every: int = Field(strict=True, default=1, ge=1)
-    eval_every: int = Field(strict=True, default=100, ge=1)
+    seed: int = Field(strict=True, default=0, ge=0, le=INT64_MAX)  # fits a BIGINT column
+    log_every: int = Field(strict=True, default=1, ge=1, le=INT64_MAX)
+    eval_every: int = Field(strict=True, default=100, ge=1, le=INT64_MAX)
     stop_on_divergence: StrictBool = True
     device: DeviceName = "auto"
     # Optional knobs with defaults; they only matter for some datasets and models.

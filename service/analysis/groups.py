@@ -157,12 +157,12 @@ def build_group(value: Any, members: list[Member], max_points: int) -> Group:
     )
 
 
-def value_order(value: object) -> tuple[int, float, str]:
+def value_order(value: object) -> tuple[int, float | int, str]:
     """Numbers ascending, then text, then anything else; a missing parameter last."""
     if value is None:
         return (3, 0.0, "")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return (0, float(value), "")
+        return (0, value, "")  # Python orders an int and a float exactly, no float() needed
     if isinstance(value, str):
         return (1, 0.0, value)
     return (2, 0.0, repr(value))

@@ -86,6 +86,19 @@ def _pairs(raw: list[str] | None, what: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _param_filters(raw: list[str] | None) -> list[tuple[str, run_store.ParamValue]]:
+    """Each `name:value` with its value read as run_store.param_filter_value does."""
+    filters = []
+    for name, value in _pairs(raw, "param"):
+        try:
+            filters.append((name, run_store.param_filter_value(value)))
+        except ValueError as exc:
+            message = f"param {name}: {exc}"
+            detail = [{"loc": ["query", "param"], "msg": str(exc), "type": "value_error"}]
+            raise ApiError(422, "validation_error", message, detail) from None
+    return filters
+
+
 @router.post(
     "",
     status_code=201,
@@ -113,7 +126,12 @@ def list_runs(
     sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     tag: Annotated[list[Pair] | None, Query(description="key:value; repeatable (AND)")] = None,
     param: Annotated[
-        list[Pair] | None, Query(description="name:value, value as JSON or text; repeatable")
+        list[Pair] | None,
+        Query(
+            description="name:value; repeatable (AND). The value is a JSON string, number "
+            "(int64, finite), true, false or null, else matched as text; an object or array "
+            "is a 422."
+        ),
     ] = None,
     q: Annotated[
         str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
@@ -129,7 +147,7 @@ def list_runs(
         momentum_max=momentum_max,
         sweep_id=sweep_id,
         tags=_pairs(tag, "tag"),
-        params=_pairs(param, "param"),
+        params=_param_filters(param),
         q=q,
     )
     runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from momentum.contract import (
@@ -15,12 +16,14 @@ from momentum.contract import (
     Status,
     SweepCreate,
     SweepPublic,
+    TrainingConfig,
     expand_grid,
     sweep_status,
 )
 from service import comparison
 from service.api.compare import PARAM_NAME, GridPoints, Key, ModeQuery, Threshold
 from service.auth import Scope, requires
+from service.db import transaction
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.errors import ApiError
 from service.models import Sweep
@@ -56,16 +59,35 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
     return out
 
 
-@router.post("", status_code=201, response_model=SweepPublic, dependencies=[requires(Scope.admin)])
-def create_sweep(body: SweepCreate, session: WriteSessionDep, settings: SettingsDep) -> SweepPublic:
-    """Queue one job per grid combination; every combination is validated first."""
+@dataclass(frozen=True)
+class SweepPlan:
+    body: SweepCreate
+    combinations: list[tuple[dict[str, Any], TrainingConfig]]
+    max_attempts: int
+
+
+def _plan_sweep(body: SweepCreate, settings: SettingsDep) -> SweepPlan:
+    """The request validated and its grid expanded, before any transaction opens: a write
+    session takes SQLite's write lock as it opens, and every other writer would wait."""
     try:
         combinations = expand_grid(body.base, body.grid, settings.max_grid_size)
     except GridError as exc:
         raise ApiError(422, "validation_error", str(exc), exc.items) from None
-    max_attempts = body.max_attempts or settings.job_max_attempts
-    sweep = sweep_store.create_sweep(session, body, combinations, max_attempts)
-    return to_public(session, [sweep])[0]
+    return SweepPlan(body, combinations, body.max_attempts or settings.job_max_attempts)
+
+
+SweepPlanDep = Annotated[SweepPlan, Depends(_plan_sweep)]
+
+
+@router.post("", status_code=201, response_model=SweepPublic, dependencies=[requires(Scope.admin)])
+def create_sweep(plan: SweepPlanDep, request: Request) -> SweepPublic:
+    """Queue one job per grid combination; every combination is validated first."""
+    # The transaction opens here, not as a WriteSessionDep: FastAPI solves every
+    # dependency before it reports a body's validation errors, so a session dependency
+    # would take the write lock for a body about to be refused.
+    with transaction(request.app.state.sessions, write=True) as session:
+        sweep = sweep_store.create_sweep(session, plan.body, plan.combinations, plan.max_attempts)
+        return to_public(session, [sweep])[0]
 
 
 @router.get("", response_model=Page[SweepPublic], dependencies=[requires(Scope.read)])

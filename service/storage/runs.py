@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, literal, select, update
+from sqlalchemy import Select, String, and_, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,9 +16,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from momentum.contract import TERMINAL_STATUSES, RunCreate, RunUpdate, Status
+from momentum.contract.common import INT64_MESSAGE, is_int64
 from service import events
 from service.errors import ApiError
-from service.models import Job, Run, Series, utcnow
+from service.models import OPTIMIZER_LENGTH, Job, Run, Series, utcnow
+
+# What a `param=name:value` filter compares with: one JSON scalar, or text.
+ParamValue = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class RunFilters:
     momentum_max: float | None = None
     sweep_id: int | None = None
     tags: list[tuple[str, str]] = field(default_factory=list)
-    params: list[tuple[str, str]] = field(default_factory=list)
+    params: list[tuple[str, ParamValue]] = field(default_factory=list)
     q: str | None = None
 
 
@@ -44,7 +49,13 @@ SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
 
 
 def indexed_columns(params: dict[str, Any]) -> dict[str, Any]:
-    """The params that comparisons filter and group on, copied into indexed columns."""
+    """The params that comparisons filter and group on, copied into indexed columns.
+
+    An optimizer name longer than its column is kept in params only (its column stays
+    null): PostgreSQL would refuse it where SQLite stores it, and a run must not be
+    refused for a long name. Grouping by optimizer falls back to params, so it still
+    groups; the `optimizer=` filter (at most as long as the column) cannot name it.
+    """
 
     def number(value: Any) -> float | None:
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
@@ -52,7 +63,9 @@ def indexed_columns(params: dict[str, Any]) -> dict[str, Any]:
 
     optimizer = params.get("optimizer")
     return {
-        "optimizer": optimizer if isinstance(optimizer, str) else None,
+        "optimizer": optimizer
+        if isinstance(optimizer, str) and len(optimizer) <= OPTIMIZER_LENGTH
+        else None,
         "momentum": number(params.get("momentum")),
         "lr": number(params.get("lr")),
     }
@@ -208,14 +221,43 @@ def _json_path(name: str) -> str:
     return '$."' + name + '"'
 
 
-def _param_equals(dialect: str, name: str, raw: str) -> ColumnElement[bool]:
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not standard JSON")
+
+
+def param_filter_value(raw: str) -> ParamValue:
+    """The value of a `param=name:value` filter: standard JSON if it parses as a string,
+    number, true, false or null; any other text is matched as that text (so `NaN`, which
+    standard JSON lacks, finds the string "NaN": params never hold a non-finite number).
+    A JSON object or array, or a number params cannot hold, raises ValueError."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_not_json)
     except ValueError:
-        value = raw
+        return raw
+    if isinstance(value, dict | list):
+        raise ValueError(
+            "a param filter matches one value: a string, a number, true, false or null, "
+            "not a JSON object or array"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{raw} is beyond a float's range: params never hold such a number")
+    if isinstance(value, int) and not isinstance(value, bool) and not is_int64(value):
+        raise ValueError(INT64_MESSAGE)
+    return value
+
+
+def _param_equals(dialect: str, name: str, value: ParamValue) -> ColumnElement[bool]:
+    """JSON equality, alike on both backends: PostgreSQL compares JSONB values; SQLite's
+    json_extract loses the JSON type (true reads as 1, null as SQL NULL), so it also
+    compares json_type."""
     if dialect == "postgresql":
         return Run.params[name] == cast(literal(json.dumps(value), String), JSONB)
-    return func.json_extract(Run.params, _json_path(name)) == value
+    path = _json_path(name)
+    kind = func.json_type(Run.params, path)
+    if value is None or isinstance(value, bool):
+        return kind == json.dumps(value)  # json_type answers 'null', 'true' or 'false'
+    same_type = kind == "text" if isinstance(value, str) else kind.in_(("integer", "real"))
+    return and_(same_type, func.json_extract(Run.params, path) == value)
 
 
 def _filtered(statement: Select[Any], filters: RunFilters, dialect: str) -> Select[Any]:
@@ -232,8 +274,8 @@ def _filtered(statement: Select[Any], filters: RunFilters, dialect: str) -> Sele
         conditions.append(Run.momentum <= filters.momentum_max)
     if filters.sweep_id is not None:
         conditions.append(Run.sweep_id == filters.sweep_id)
-    for key, value in filters.tags:
-        conditions.append(Run.tags[key].as_string() == value)
+    for key, text in filters.tags:
+        conditions.append(Run.tags[key].as_string() == text)
     for name, value in filters.params:
         conditions.append(_param_equals(dialect, name, value))
     if filters.q:
