@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from momentum.client import MomentumClient, Run  # noqa: E402
 from momentum.contract.training import TrainingConfig  # noqa: E402
 from tests.support import live_server  # noqa: E402
-from trainer.data import Dataset, dataset_for  # noqa: E402
 from trainer.loop import NullSink, TrainResult, train  # noqa: E402
+from trainer.torch_data import Dataset, dataset_for  # noqa: E402
 
 
 @dataclass

@@ -5,7 +5,7 @@
 - `digits`: scikit-learn's bundled 8x8 handwritten digits (it ships inside the package).
 
 This module imports NumPy only, so every framework (the NumPy trainer, Keras, PyTorch)
-trains on the very same float64 arrays: `trainer.data` wraps them in torch tensors. The
+trains on the very same float64 arrays: `trainer.torch_data` wraps them in torch tensors. The
 batch order (`BatchOrder`) is framework-free for the same reason: one seed gives every
 framework the same minibatches, so their loss curves can be compared step by step.
 

@@ -16,24 +16,24 @@ Data, minibatch order and the initial weights of `linear` and `logreg` come from
 `trainer.datasets`, as for NumPy and PyTorch, so the three frameworks' loss curves of one
 config can be compared step by step. `mlp` and `cnn` use Keras's own initialisers,
 seeded. Per-batch `loss` and `accuracy` come from `MomentumCallback` (the batch's own
-values); the job's callback adds `lr`, `update_norm`, `step_time` and the validation
-metrics, on the PyTorch loop's schedule (see `trainer.loop`). `grad_norm` is not logged:
-`fit` does not expose the gradients.
+values); the job's callback (`trainer.keras_callback`) adds `lr`, `update_norm`,
+`step_time` and the validation metrics, on the schedule every framework shares
+(`trainer.schedule`). `grad_norm` is not logged: `fit` does not expose the gradients.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Unpack
 
 import numpy as np
 
 from momentum.contract.training import TrainingConfig
 from trainer.datasets import ArrayDataset, BatchOrder, DataInfo, arrays_for, linear_init
 from trainer.numpy_loop import cross_entropy, mean_squared_error
-from trainer.results import MetricSink, NullSink, Tally, TrainResult, total_norm
+from trainer.results import MetricSink, RunHooks, TrainResult
+from trainer.schedule import StepSchedule
 
 ADAM_EPSILON = 1e-8  # PyTorch's default (Keras's is 1e-7)
 
@@ -122,81 +122,15 @@ def _batches(data: ArrayDataset, order: BatchOrder) -> Iterator[tuple[np.ndarray
         yield x[indices], y[indices]
 
 
-def _job_callback_class() -> type:
-    from momentum.keras import MomentumCallback
-
-    class JobCallback(MomentumCallback):
-        """The batch values of `MomentumCallback` plus what a job logs, on the job's schedule."""
-
-        def __init__(
-            self,
-            config: TrainingConfig,
-            data: ArrayDataset,
-            sink: MetricSink,
-            should_stop: Callable[[], bool] | None,
-            on_progress: Callable[[int, int], None] | None,
-        ) -> None:
-            super().__init__(sink)
-            self.config, self.data, self.sink = config, data, sink
-            self.should_stop, self.on_progress = should_stop, on_progress
-            self.tally, self.cancelled, self.final = Tally(), False, False
-            self._before: list[np.ndarray] | None = None
-            self._started = 0.0
-
-        def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-            step, config = self.step, self.config
-            self.cancelled = self.should_stop is not None and self.should_stop()
-            self.final = self.cancelled or step == config.steps - 1
-            logged = self.final or step % config.log_every == 0
-            self._before = [w.copy() for w in self._weights()] if logged else None
-            self._started = time.perf_counter()
-
-        def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-            step_time = time.perf_counter() - self._started
-            step, config = self.step, self.config
-            self.step += 1
-            batch_values = self.batch_values(logs)  # every batch: the running totals move on
-            values: dict[str, float] = {}
-            if self._before is not None:
-                values = {**batch_values, "lr": self._lr(), "step_time": step_time}
-                after = self._weights()
-                values["update_norm"] = total_norm(
-                    [float(np.linalg.norm(a - b)) for a, b in zip(after, self._before, strict=True)]
-                )
-                self.tally.record(values)
-                self.final = self.final or (self.tally.diverged and config.stop_on_divergence)
-            if self.final or step % config.eval_every == 0:
-                evaluation = self.evaluate()
-                values.update(evaluation)
-                self.tally.record(evaluation)
-            self.tally.steps_done = step + 1
-            if values:
-                self.sink.log(step, values)
-            if self.on_progress is not None and "loss" in values:
-                self.on_progress(step + 1, config.steps)
-            if self.final:
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-            return None  # the job evaluates on its own schedule, in on_train_batch_end
-
-        def evaluate(self) -> dict[str, float]:
-            data = self.data
-            outputs = to_numpy(self.model(data.x_val.astype(np.float32), training=False))
-            if not data.info.is_classification:
-                return {"val_loss": mean_squared_error(outputs, data.y_val)}
-            return {
-                "val_loss": cross_entropy(outputs, data.y_val),
-                "val_accuracy": float(np.mean(outputs.argmax(axis=1) == data.y_val)),
-            }
-
-        def _weights(self) -> list[np.ndarray]:
-            return [to_numpy(w) for w in self.model.trainable_variables]
-
-        def _lr(self) -> float:
-            return float(self.model.optimizer.learning_rate)
-
-    return JobCallback
+def evaluate(model: Any, data: ArrayDataset) -> dict[str, float]:
+    """Validation loss (and accuracy for classifiers) over the whole set, in inference mode."""
+    outputs = to_numpy(model(data.x_val.astype(np.float32), training=False))
+    if not data.info.is_classification:
+        return {"val_loss": mean_squared_error(outputs, data.y_val)}
+    return {
+        "val_loss": cross_entropy(outputs, data.y_val),
+        "val_accuracy": float(np.mean(outputs.argmax(axis=1) == data.y_val)),
+    }
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -227,36 +161,40 @@ def _device_scope(name: str) -> Any:
     return keras.device("gpu" if name == "cuda" else "cpu")
 
 
+def _compile(model: Any, config: TrainingConfig, info: DataInfo) -> None:
+    keras = _keras()
+    classification = info.is_classification
+    model.compile(
+        optimizer=build_optimizer(config),
+        loss=(
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            if classification
+            else keras.losses.MeanSquaredError()
+        ),
+        metrics=["accuracy"] if classification else [],
+    )
+
+
 def train(
     config: TrainingConfig,
     sink: MetricSink | None = None,
     *,
-    should_stop: Callable[[], bool] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
     data: ArrayDataset | None = None,
+    **hooks: Unpack[RunHooks],
 ) -> TrainResult:
-    """Train with `model.fit` as `config` says, logging to `sink` on `trainer.loop`'s schedule."""
+    """Train with `model.fit` as `config` says, logging to `sink` on the shared schedule."""
+    from trainer.keras_callback import JobCallback  # imports Keras
+
     keras = _keras()
     keras.utils.set_random_seed(config.seed % 2**32)
     data = data if data is not None else arrays_for(config)
     order = BatchOrder(len(data.y_train), config.batch_size, config.seed)
     per_epoch = max(1, min(order.batches_per_epoch, config.steps))
-    callback = _job_callback_class()(
-        config, data, sink if sink is not None else NullSink(), should_stop, on_progress
-    )
-    started = time.perf_counter()
+    schedule = StepSchedule(config, sink, **hooks)
+    callback = JobCallback(schedule, data)
     with _device_scope(config.device):
         model = build_model(config, data.info)
-        classification = data.info.is_classification
-        model.compile(
-            optimizer=build_optimizer(config),
-            loss=(
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                if classification
-                else keras.losses.MeanSquaredError()
-            ),
-            metrics=["accuracy"] if classification else [],
-        )
+        _compile(model, config, data.info)
         model.fit(
             _batches(data, order),
             steps_per_epoch=per_epoch,
@@ -265,7 +203,7 @@ def train(
             callbacks=[callback],
             shuffle=False,  # the batches come shuffled, in the order every framework shares
         )
-    return callback.tally.result(time.perf_counter() - started, callback.cancelled)
+    return schedule.result()
 
 
-__all__ = ["build_model", "build_optimizer", "to_numpy", "train"]
+__all__ = ["build_model", "build_optimizer", "evaluate", "to_numpy", "train"]

@@ -1,17 +1,12 @@
-"""The training loop: `train_step` updates once, `evaluate` measures, `train` runs it all.
+"""The PyTorch training loop: `train_step` updates once, `evaluate` measures, `train` runs it all.
 
 Metrics leave through a `MetricSink` passed in, so the loop knows nothing about HTTP.
-Step numbers start at 0. On a logged step (every `log_every` steps, and always the
-first and the final one) the sink gets `loss`, `accuracy` (classification), `lr`,
-`grad_norm`, `update_norm` and `step_time`; on every `eval_every`-th step and the final
-one it also gets `val_loss` and `val_accuracy` (classification), measured on the weights
-after that step's update. Values are read from the device only on those steps, in one
-transfer, because each read is a synchronisation point.
-
-A NaN or infinite loss is divergence: an outcome, not an error. It is logged as the float
-it is, the result says `diverged=True`, and with `stop_on_divergence` training ends after
-that step. It is noticed on logged steps only; a non-finite loss poisons the weights, so
-it is still there at the next logged step.
+Which steps log and evaluate, and how divergence and `should_stop` end a run, is the
+schedule every framework shares (`trainer.schedule`). On a logged step the sink gets
+`loss`, `accuracy` (classification), `lr`, `grad_norm`, `update_norm` and `step_time`;
+on an evaluated step also `val_loss` and `val_accuracy` (classification). Values are
+read from the device only on those steps, in one transfer, because each read is a
+synchronisation point.
 """
 
 from __future__ import annotations
@@ -20,6 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Unpack
 
 import numpy as np
 import torch
@@ -28,18 +24,12 @@ from torch.nn import functional as F
 from torch.optim import Optimizer
 
 from momentum.contract.training import TrainingConfig
-from trainer.data import Dataset, dataset_for
 from trainer.datasets import BatchOrder
-from trainer.models import build_model
-from trainer.optim import build_optimizer
-from trainer.results import (
-    MetricSink,
-    NullSink,
-    RecordingSink,
-    TrainResult,
-    run_schedule,
-    total_norm,
-)
+from trainer.results import MetricSink, NullSink, RecordingSink, RunHooks, TrainResult, total_norm
+from trainer.schedule import StepSchedule
+from trainer.torch_data import Dataset, dataset_for
+from trainer.torch_models import build_model
+from trainer.torch_optim import build_optimizer
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 EVAL_CHUNK = 4096  # validation rows per forward pass, to bound memory on large datasets
@@ -210,29 +200,22 @@ def train(
     config: TrainingConfig,
     sink: MetricSink | None = None,
     *,
-    should_stop: Callable[[], bool] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
     dtype: torch.dtype = torch.float32,
     data: Dataset | None = None,
+    **hooks: Unpack[RunHooks],
 ) -> TrainResult:
     """Train as `config` says, logging to `sink`; see the module docstring for what is logged.
 
-    `should_stop` is asked before every step; when it answers True that step becomes the
-    final one (logged and evaluated) and the result says `cancelled`. `on_progress` gets
-    `(steps_done, config.steps)` on every logged step. `data` reuses an already loaded
-    dataset (it must be the one `config` names).
+    `hooks` are `should_stop` and `on_progress` (see `trainer.schedule.StepSchedule`).
+    `data` reuses an already loaded dataset (it must be the one `config` names).
     """
     setup = prepare(config, dtype=dtype, data=data)
-    return run_schedule(
-        config,
-        sink if sink is not None else NullSink(),
+    return StepSchedule(config, sink, **hooks).run(
         logged_step=lambda: _logged_train_step(setup),
         plain_step=lambda: train_step(
             setup.model, setup.optimizer, setup.loss_fn, *setup.sampler.next_batch()
         ),
         evaluate=setup.validation_values,
-        should_stop=should_stop,
-        on_progress=on_progress,
     )
 
 

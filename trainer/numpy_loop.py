@@ -12,21 +12,23 @@ trace the same numbers as the PyTorch optimizers of the same name (a test checks
 
 Weight decay is coupled L2, as in PyTorch: g ← g + wd·w before the rule. The data, the
 initial weights and the minibatch order come from `trainer.datasets`, the same as the
-PyTorch and Keras trainers; the logged keys and their schedule are the PyTorch loop's
-(see `trainer.loop`). Imports NumPy only: no torch, no keras.
+PyTorch and Keras trainers; the logged keys are the PyTorch loop's (see `trainer.loop`),
+on the schedule every framework shares (`trainer.schedule`). Imports NumPy only: no
+torch, no keras.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, Unpack
 
 import numpy as np
 
 from momentum.contract.training import TrainingConfig
 from trainer.datasets import ArrayDataset, BatchOrder, DataInfo, arrays_for, linear_init
-from trainer.results import MetricSink, NullSink, TrainResult, run_schedule, total_norm
+from trainer.results import MetricSink, RunHooks, TrainResult, total_norm
+from trainer.schedule import StepSchedule
 
 UpdateRule = Callable[[np.ndarray, np.ndarray, np.ndarray, float, float], None]
 
@@ -196,9 +198,8 @@ def train(
     config: TrainingConfig,
     sink: MetricSink | None = None,
     *,
-    should_stop: Callable[[], bool] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
     data: ArrayDataset | None = None,
+    **hooks: Unpack[RunHooks],
 ) -> TrainResult:
     """Train as `config` says, logging to `sink`: the same schedule and keys as `trainer.loop`."""
     if config.optimizer not in RULES:
@@ -217,16 +218,12 @@ def train(
         return data.x_train[indices], data.y_train[indices]
 
     with np.errstate(all="ignore"):  # divergence overflows to Inf/NaN: an outcome, not an error
-        return run_schedule(
-            config,
-            sink if sink is not None else NullSink(),
+        return StepSchedule(config, sink, **hooks).run(
             logged_step=lambda: _logged_step(
                 model, rule, buffers, config, *next_batch(), classification
             ),
             plain_step=lambda: train_step(model, rule, buffers, config, *next_batch()),
             evaluate=lambda: evaluate(model, data.x_val, data.y_val, classification),
-            should_stop=should_stop,
-            on_progress=on_progress,
         )
 
 

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from momentum.contract.training import TrainingConfig
-from trainer.data import DataInfo
 from trainer.datasets import linear_init
+from trainer.torch_data import DataInfo
 
 
 def linear_regression(input_dim: int, dtype: torch.dtype | None = None) -> nn.Linear:

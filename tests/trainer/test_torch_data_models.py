@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from momentum.contract.training import TrainingConfig
-from trainer.data import RAVINE_DIM, dataset_for, load_dataset
-from trainer.models import build_model
+from trainer.torch_data import RAVINE_DIM, dataset_for, load_dataset
+from trainer.torch_models import build_model
 
 TRAINER_DIR = Path(__file__).resolve().parents[2] / "trainer"
 

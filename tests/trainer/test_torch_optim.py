@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from momentum.contract.training import TrainingConfig
-from trainer.optim import ClassicalMomentum, build_optimizer
+from trainer.torch_optim import ClassicalMomentum, build_optimizer
 
 STEPS = 100
 
