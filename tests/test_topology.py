@@ -55,7 +55,7 @@ WORKERS_PER_REPLICA = 3
 
 
 def logged_steps() -> list[int]:
-    """The steps run_schedule logs `loss` at: every LOG_EVERY-th, and the last."""
+    """The steps StepSchedule logs `loss` at: every LOG_EVERY-th, and the last."""
     return sorted({s for s in range(STEPS) if s % LOG_EVERY == 0} | {STEPS - 1})
 
 
