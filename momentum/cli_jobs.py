@@ -16,7 +16,7 @@ import click
 from pydantic import TypeAdapter, ValidationError
 
 from momentum.cli_common import F, api, connection_options, print_table, request_body
-from momentum.cli_train import parse_tags, training_options
+from momentum.cli_train import parse_tags, run_options, training_options
 from momentum.contract.training import TrainingConfig
 
 if TYPE_CHECKING:
@@ -52,9 +52,7 @@ def _listing_options(what: str) -> Callable[[F], F]:
 @click.command()
 @training_options
 @connection_options
-@click.option("--name", help="Job (and run) name [default: job-<id>].")
-@click.option("--project", default="default", show_default=True)
-@click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")
+@run_options("Job (and run) name [default: job-<id>].")
 @click.option("--max-attempts", type=click.IntRange(1, 100), help="Claims before giving up.")
 def submit(
     url: str | None,
@@ -240,10 +238,10 @@ def _run_row(run: RunPublic) -> list[str]:
 @_listing_options("runs")
 @connection_options
 def runs(
-    project: str | None,
     status: str | None,
     sweep_id: int | None,
     limit: int,
+    project: str | None,
     url: str | None,
     token: str | None,
 ) -> None:

@@ -86,6 +86,19 @@ def build_config(given: Mapping[str, Any]) -> TrainingConfig:
         raise click.UsageError(message) from None
 
 
+def run_options(name_help: str) -> Callable[[F], F]:
+    """`--name`, `--project` and `--tag` of the run that training (here or by a job) writes."""
+
+    def decorate(command: F) -> F:
+        command = click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")(
+            command
+        )
+        command = click.option("--project", default="default", show_default=True)(command)
+        return click.option("--name", help=name_help)(command)
+
+    return decorate
+
+
 def parse_tags(pairs: tuple[str, ...]) -> dict[str, str]:
     tags = {}
     for pair in pairs:
@@ -99,9 +112,7 @@ def parse_tags(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @training_options
 @connection_options
-@click.option("--name", help="Run name [default: from optimizer, momentum, dataset, model].")
-@click.option("--project", default="default", show_default=True)
-@click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")
+@run_options("Run name [default: from optimizer, momentum, dataset, model].")
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads.")
 @click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
 def train(

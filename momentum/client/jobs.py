@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from momentum.client.encoding import encode_body, query_params
-from momentum.contract import (
+from momentum.contract.common import Page
+from momentum.contract.jobs import (
     Claim,
     ClaimResponse,
     JobComplete,
@@ -22,11 +23,9 @@ from momentum.contract import (
     JobHeartbeatReply,
     JobPublic,
     JobRelease,
-    Page,
-    SweepCreate,
-    SweepPublic,
     WorkerPublic,
 )
+from momentum.contract.sweeps import SweepCreate, SweepPublic
 
 NO_JOB = 204
 
