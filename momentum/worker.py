@@ -352,8 +352,9 @@ class Worker:
 
 
 def _fail_text(error: str) -> str:
-    """The error as `JobFail` takes it: at most its length, and never empty."""
-    return error[:MAX_ERROR_CHARS] or "error"
+    """The error as `JobFail` takes it (no NUL, at most its length, never empty), so an
+    odd exception message cannot stop the worker from reporting the failure."""
+    return error.replace("\0", "\ufffd")[:MAX_ERROR_CHARS] or "error"
 
 
 def _summary(result: TrainResult) -> dict[str, Any]:
