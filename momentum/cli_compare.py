@@ -13,12 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from momentum.cli_jobs import api, connection_options
+from momentum.cli_common import api, connection_options, print_table
 
 if TYPE_CHECKING:
     from momentum.contract import CompareSummary, GroupComparison, Stat
-
-WIDE = 200
 
 
 def parse_run_ids(specs: tuple[str, ...]) -> list[int]:
@@ -50,21 +48,6 @@ def mean_std(stat: Stat, of: int | None = None) -> str:
     return shown + (f" ({stat.n}/{of})" if of is not None and stat.n != of else "")
 
 
-def _print(title: str, columns: list[str], rows: list[list[str]], caption: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
-    for column in columns:
-        table.add_column(column, no_wrap=column != "name", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, WIDE)
-    console.print(table)
-
-
 def summary_table(result: CompareSummary) -> None:
     place = {run_id: index + 1 for index, run_id in enumerate(result.ranking)}
     rows = [
@@ -87,7 +70,7 @@ def summary_table(result: CompareSummary) -> None:
     columns = ["#", "run", "name", "final", "best", "best step", "tail mean"]
     columns += ["steps to thr", "auc", "diverged", "speedup"]
     title = f"{result.key} ({result.mode}{threshold})"
-    _print(title, columns, rows, f"ranked: {result.criterion}")
+    print_table(title, columns, rows, caption=f"ranked: {result.criterion}")
 
 
 def groups_table(result: GroupComparison) -> None:
@@ -109,7 +92,8 @@ def groups_table(result: GroupComparison) -> None:
     sweep = f"sweep {result.sweep_id}: " if result.sweep_id is not None else ""
     columns = [result.by, "runs", "diverged", f"final {result.key}", "steps to thr", "run ids"]
     caption = f"* best: {result.best.criterion}" if result.best is not None else "no best setting"
-    _print(f"{sweep}{result.key} by {result.by} ({result.mode}{threshold})", columns, rows, caption)
+    title = f"{sweep}{result.key} by {result.by} ({result.mode}{threshold})"
+    print_table(title, columns, rows, caption=caption)
 
 
 @click.command()

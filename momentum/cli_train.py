@@ -10,25 +10,22 @@ never loads them.
 from __future__ import annotations
 
 import sys
-import time
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import click
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
+from momentum.cli_common import F, connection_options
 from momentum.contract.training import TrainingConfig
+from momentum.training import ReportingSink
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
     from momentum.client import Run
     from trainer.loop import TrainResult
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 # Help for the fields whose description is written for API readers or missing.
 HELP = {
@@ -89,6 +86,19 @@ def build_config(given: Mapping[str, Any]) -> TrainingConfig:
         raise click.UsageError(message) from None
 
 
+def run_options(name_help: str) -> Callable[[F], F]:
+    """`--name`, `--project` and `--tag` of the run that training (here or by a job) writes."""
+
+    def decorate(command: F) -> F:
+        command = click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")(
+            command
+        )
+        command = click.option("--project", default="default", show_default=True)(command)
+        return click.option("--name", help=name_help)(command)
+
+    return decorate
+
+
 def parse_tags(pairs: tuple[str, ...]) -> dict[str, str]:
     tags = {}
     for pair in pairs:
@@ -99,36 +109,10 @@ def parse_tags(pairs: tuple[str, ...]) -> dict[str, str]:
     return tags
 
 
-class ReportingSink:
-    """The trainer's MetricSink: each logged step goes to the run, and the bar shows the loss."""
-
-    REFRESH_S = 0.1  # redrawing on every step would cost more than the step
-
-    def __init__(self, run: Run, progress: Progress | None, task: TaskID | None) -> None:
-        self.run, self.progress, self.task = run, progress, task
-        self._drawn_at = 0.0
-
-    def log(self, step: int, values: Mapping[str, float]) -> None:
-        self.run.log(step, values)
-        now = time.monotonic()
-        if (
-            self.progress is not None
-            and self.task is not None
-            and now - self._drawn_at > self.REFRESH_S
-        ):
-            self._drawn_at = now
-            loss = values.get("loss")
-            shown = f"{loss:.4g}" if loss is not None else "-"
-            self.progress.update(self.task, completed=step + 1, loss=shown)
-
-
 @click.command()
 @training_options
-@click.option("--url", help="Service URL [default: $MOMENTUM_URL or http://127.0.0.1:8000].")
-@click.option("--token", help="Bearer token [default: $MOMENTUM_TOKEN].")
-@click.option("--name", help="Run name [default: from optimizer, momentum, dataset, model].")
-@click.option("--project", default="default", show_default=True)
-@click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")
+@connection_options
+@run_options("Run name [default: from optimizer, momentum, dataset, model].")
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads.")
 @click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
 def train(
@@ -232,8 +216,7 @@ def _report(run: Run, result: TrainResult) -> None:
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--url", help="Service URL [default: $MOMENTUM_URL or http://127.0.0.1:8000].")
-@click.option("--token", help="Bearer token [default: $MOMENTUM_TOKEN].")
+@connection_options
 @click.option("--keep", is_flag=True, help="Keep the files after a successful replay.")
 def sync(paths: tuple[Path, ...], url: str | None, token: str | None, keep: bool) -> None:
     """Replay spool files (left by runs that could not reach the service) in order."""

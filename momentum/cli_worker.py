@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from momentum.cli_common import as_service_error, connection_options_with
 from momentum.cli_train import training_progress
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from momentum.worker import Lease, Outcome, Worker
+    from momentum.client import MomentumClient
+    from momentum.worker import Lease, Outcome, Worker, WorkerOptions
 
 log = logging.getLogger("momentum.worker")
 ENDED = {
@@ -169,8 +171,7 @@ def _frameworks(given: str | None) -> list[str]:
 
 
 @click.command()
-@click.option("--url", help="Service URL [default: $MOMENTUM_URL or http://127.0.0.1:8000].")
-@click.option("--token", help="Bearer token, e.g. the worker token [default: $MOMENTUM_TOKEN].")
+@connection_options_with("Bearer token, e.g. the worker token [default: $MOMENTUM_TOKEN].")
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "cuda"]),
@@ -201,8 +202,8 @@ def worker(
     progress: bool | None,
 ) -> None:
     """Claim queued jobs and train them; SIGTERM/Ctrl-C hands the current job back."""
-    from momentum.client import MomentumAPIError, MomentumClient
-    from momentum.worker import Worker, WorkerOptions, default_worker_id
+    from momentum.client import MomentumClient
+    from momentum.worker import WorkerOptions, default_worker_id
 
     claimed = _frameworks(frameworks)
     if threads is not None and ("torch" in claimed or "keras" in claimed):
@@ -218,19 +219,32 @@ def worker(
     )
     display = _setup_display(worker_id, sys.stderr.isatty() if progress is None else progress)
     with MomentumClient(url, token) as client:
+        try:
+            _serve(client, options, display)
+        finally:
+            display.close()
+    log.info("worker %s stopped", worker_id)
+
+
+def _serve(client: MomentumClient, options: WorkerOptions, display: LineDisplay) -> None:
+    """Claim and train until stopped; a refusal by the service is a click error."""
+    from pydantic import ValidationError
+
+    from momentum.client import MomentumAPIError
+    from momentum.worker import Worker
+
+    try:
         runner = Worker(client, options, display)
         _stop_on_signals(runner)
         log.info(
             "worker %s (%s; %s) polling %s",
-            worker_id,
+            options.worker_id,
             options.device,
             ", ".join(options.frameworks),
             client.url,
         )
-        try:
-            runner.serve()
-        except MomentumAPIError as exc:
-            raise click.ClickException(f"the service refused this worker: {exc.message}") from exc
-        finally:
-            display.close()
-    log.info("worker %s stopped", worker_id)
+        runner.serve()
+    except (MomentumAPIError, ValidationError) as exc:
+        # A ValidationError is what the service would refuse too: an over-long --worker-id.
+        error = as_service_error(exc) if isinstance(exc, ValidationError) else exc
+        raise click.ClickException(f"the service refused this worker: {error.message}") from exc

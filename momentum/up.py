@@ -21,7 +21,6 @@ from types import FrameType
 
 import click
 import httpx
-import orjson
 
 WORKER_GRACE_S = 30.0  # a step, a metrics flush and a release
 SERVICE_GRACE_S = 10.0
@@ -121,15 +120,15 @@ def _child_env(data_dir: Path) -> dict[str, str]:
 
 def _submit_demo(url: str) -> None:
     from momentum.client import MomentumAPIError, MomentumClient
+    from momentum.contract import SweepCreate
 
     with MomentumClient(url) as client:
         try:
-            response = client.request("POST", "/sweeps", content=orjson.dumps(DEMO_SWEEP))
+            sweep = client.create_sweep(SweepCreate.model_validate(DEMO_SWEEP))
         except (MomentumAPIError, httpx.HTTPError) as exc:
             click.echo(f"could not submit the demo sweep: {exc}", err=True)
             return
-    sweep = response.json()
-    click.echo(f"demo sweep {sweep['id']}: {len(sweep['job_ids'])} jobs queued")
+    click.echo(f"demo sweep {sweep.id}: {len(sweep.job_ids)} jobs queued")
 
 
 @click.command()

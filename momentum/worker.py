@@ -25,7 +25,6 @@ import logging
 import math
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,11 +32,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-import orjson
 
 from momentum.client import MomentumAPIError, MomentumClient, Run
+from momentum.client.retry import Backoff, Retrying
 from momentum.client.spool import default_spool_dir
-from momentum.contract import ClaimResponse, JobHeartbeatReply, Status, TrainingConfig
+from momentum.contract import (
+    Claim,
+    JobComplete,
+    JobFail,
+    JobHeartbeat,
+    JobPublic,
+    JobRelease,
+    Status,
+    TrainingConfig,
+)
+from momentum.training import ReportingSink
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
@@ -51,12 +60,21 @@ MAX_HEARTBEAT_S = 2.0
 MIN_HEARTBEAT_S = 0.1
 HOLD_FILE_ENV = "MOMENTUM_HOLD_FILE"
 HOLD_POLL_S = 0.05
+# Reporting an outcome: a few tries while the service is away, then the lease lapses
+# and the job reruns elsewhere.
+REPORT_ATTEMPTS = 4
+REPORT_BACKOFF_S = (0.5, 4.0)  # base, cap
+MAX_ERROR_CHARS = 10_000  # what JobFail.error holds
 
 
 def hold_file_from_environment() -> Path | None:
     """`MOMENTUM_HOLD_FILE`, read once per worker: unset, a step costs nothing more."""
     value = os.environ.get(HOLD_FILE_ENV)
     return Path(value) if value else None
+
+
+OutcomeBody = JobComplete | JobFail | JobRelease
+UNREPORTED = "job %s: could not report %s; its lease will lapse and it will rerun"
 
 
 class Outcome(enum.Enum):
@@ -95,7 +113,7 @@ class Display(Protocol):
 class Lease:
     """One claimed job, shared by the training thread and the heartbeat thread."""
 
-    job: dict[str, Any]
+    job: JobPublic
     token: str
     expires_at: datetime
     step: int = 0
@@ -106,11 +124,11 @@ class Lease:
 
     @property
     def id(self) -> int:
-        return int(self.job["id"])
+        return self.job.id
 
     @property
     def config(self) -> TrainingConfig:
-        return TrainingConfig.model_validate(self.job["config"])
+        return self.job.config
 
     def heartbeat_interval(self) -> float:
         remaining = (self.expires_at - datetime.now(UTC)).total_seconds()
@@ -131,11 +149,9 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         lease = self.lease
-        body = {"lease_token": lease.token, "step": lease.step, "total": lease.total}
+        body = JobHeartbeat(lease_token=lease.token, step=lease.step, total=lease.total)
         try:
-            response = self.client.request(
-                "POST", f"/jobs/{lease.id}/heartbeat", content=orjson.dumps(body), timeout=5.0
-            )
+            reply = self.client.heartbeat_job(lease.id, body, timeout=5.0)
         except MomentumAPIError as exc:
             if exc.status_code == LEASE_LOST:
                 log.warning("job %s: lease lost (%s); stopping it", lease.id, exc.message)
@@ -148,7 +164,6 @@ class Heartbeat(threading.Thread):
             # up as a 409 on a later heartbeat.
             log.warning("job %s: heartbeat failed: %s", lease.id, exc)
             return
-        reply = JobHeartbeatReply.model_validate_json(response.content)
         lease.expires_at = reply.lease_expires_at
         if reply.cancel and not lease.cancel.is_set():
             log.info("job %s: cancel requested; stopping", lease.id)
@@ -161,6 +176,13 @@ class Worker:
     def __init__(self, client: MomentumClient, options: WorkerOptions, display: Display) -> None:
         self.client, self.options, self.display = client, options, display
         self.stopping = threading.Event()
+        self.claim_body = Claim.model_validate(
+            {
+                "worker_id": options.worker_id,
+                "device": options.device,
+                "frameworks": options.frameworks,
+            }
+        )
 
     def stop(self) -> None:
         """Ask the worker to finish the current step, hand its job back and return."""
@@ -176,7 +198,7 @@ class Worker:
                 continue
             delay = self.options.poll_min_s
             if self.stopping.is_set():  # told to stop while the claim was in flight
-                self.report(lease, Outcome.released, {})
+                self.report(lease, Outcome.released, JobRelease(lease_token=lease.token))
                 return
             self.work(lease)
             if self.options.once:
@@ -184,13 +206,8 @@ class Worker:
 
     def claim(self) -> Lease | None:
         """A lease on the next job, or None when nothing is queued or the service is away."""
-        body = {
-            "worker_id": self.options.worker_id,
-            "device": self.options.device,
-            "frameworks": self.options.frameworks,
-        }
         try:
-            response = self.client.request("POST", "/jobs/claim", content=orjson.dumps(body))
+            claimed = self.client.claim(self.claim_body)
         except MomentumAPIError as exc:
             if not exc.retryable:
                 raise  # a bad token or request: waiting will not fix it
@@ -199,17 +216,14 @@ class Worker:
         except httpx.TransportError as exc:
             log.warning("cannot reach %s: %s", self.client.url, exc)
             return None
-        if response.status_code == 204:
+        if claimed is None:
             return None
-        claimed = ClaimResponse.model_validate_json(response.content)
-        job = claimed.job.model_dump(mode="json")
-        return Lease(
-            job, claimed.lease_token, claimed.lease_expires_at, total=claimed.job.config.steps
-        )
+        job = claimed.job
+        return Lease(job, claimed.lease_token, claimed.lease_expires_at, total=job.config.steps)
 
     def work(self, lease: Lease) -> Outcome:
         """Train the leased job with a heartbeat running, then report its outcome."""
-        log.info("job %s: claimed (attempt %s)", lease.id, lease.job["attempts"])
+        log.info("job %s: claimed (attempt %s)", lease.id, lease.job.attempts)
         heartbeat = Heartbeat(self.client, lease)
         heartbeat.start()
         try:
@@ -222,9 +236,8 @@ class Worker:
         self.display.job_ended(lease, outcome, detail)
         return outcome
 
-    def train(self, lease: Lease) -> tuple[Outcome, str, dict[str, Any]]:
+    def train(self, lease: Lease) -> tuple[Outcome, str, OutcomeBody]:
         """Run the trainer into the job's run; (outcome, text for people, report body)."""
-        from momentum.cli_train import ReportingSink
         from trainer.frameworks import trainer_for
 
         config = lease.config
@@ -247,7 +260,8 @@ class Worker:
         except Exception as exc:
             log.exception("job %s: training raised", lease.id)
             error = f"{type(exc).__name__}: {exc}"
-            return self._end(lease, run, Outcome.failed, Status.failed), error, {"error": error}
+            outcome = self._end(lease, run, Outcome.failed, Status.failed)
+            return outcome, error, JobFail(lease_token=lease.token, error=_fail_text(error))
         return self._conclude(lease, run, result)
 
     def _hold(self, hold_file: Path, step: int, should_stop: Callable[[], bool]) -> None:
@@ -258,21 +272,25 @@ class Worker:
 
     def _conclude(
         self, lease: Lease, run: Run, result: TrainResult
-    ) -> tuple[Outcome, str, dict[str, Any]]:
+    ) -> tuple[Outcome, str, OutcomeBody]:
         done = f"{result.steps_done}/{lease.total} steps, final loss {result.final_loss:.4g}"
         if lease.cancel.is_set():
             outcome = self._end(lease, run, Outcome.cancelled, Status.cancelled)
-            return outcome, done, {"error": "cancelled", "cancelled": True}
+            cancelled = JobFail(lease_token=lease.token, error="cancelled", cancelled=True)
+            return outcome, done, cancelled
         if result.cancelled and not lease.lost.is_set():  # stopped for a shutdown
-            return self._end(lease, run, Outcome.released, None), done, {}
+            released = self._end(lease, run, Outcome.released, None)
+            return released, done, JobRelease(lease_token=lease.token)
         outcome = self._end(lease, run, Outcome.completed, Status.succeeded, result.diverged)
-        body = {"diverged": result.diverged, "summary": _summary(result)}
+        body = JobComplete(
+            lease_token=lease.token, diverged=result.diverged, summary=_summary(result)
+        )
         return outcome, done + (", diverged" if result.diverged else ""), body
 
     def _open_run(self, lease: Lease, config: TrainingConfig) -> Run:
         spool_dir = self.options.spool_dir or default_spool_dir()
         run = Run(
-            lease.job.get("name"),
+            lease.job.name,
             config.model_dump(mode="json"),
             external_id=f"job-{lease.id}",
             client=self.client,
@@ -304,29 +322,39 @@ class Worker:
             log.error("job %s: metrics not all delivered; kept in %s", lease.id, unsent)
         return outcome
 
-    def report(self, lease: Lease, outcome: Outcome, body: dict[str, Any]) -> None:
+    def report(self, lease: Lease, outcome: Outcome, body: OutcomeBody) -> None:
         """POST the outcome with the lease token; a few tries while the service is away."""
         path = "fail" if outcome is Outcome.cancelled else outcome.value
-        content = orjson.dumps({"lease_token": lease.token, **body})
-        for attempt in range(4):
-            try:
-                self.client.request("POST", f"/jobs/{lease.id}/{path}", content=content)
-                return
-            except MomentumAPIError as exc:
-                if exc.status_code == LEASE_LOST:
-                    log.warning("job %s: lease lost before reporting: %s", lease.id, exc.message)
-                    return
-                if not exc.retryable:
-                    log.error("job %s: %s refused: %s", lease.id, path, exc)
-                    return
-                error: Exception = exc
-            except httpx.TransportError as exc:
-                error = exc
+
+        def retrying(error: Exception, _delay: float) -> None:
             log.warning("job %s: %s failed (%s); retrying", lease.id, path, error)
-            time.sleep(0.5 * 2**attempt)
-        log.error(
-            "job %s: could not report %s; its lease will lapse and it will rerun", lease.id, path
-        )
+
+        retry = Retrying(REPORT_ATTEMPTS, Backoff(*REPORT_BACKOFF_S), on_retry=retrying)
+        try:
+            retry(self._send_outcome, lease.id, body)
+        except MomentumAPIError as exc:
+            if exc.status_code == LEASE_LOST:
+                log.warning("job %s: lease lost before reporting: %s", lease.id, exc.message)
+            elif not exc.retryable:
+                log.error("job %s: %s refused: %s", lease.id, path, exc)
+            else:
+                log.error(UNREPORTED, lease.id, path)
+        except httpx.TransportError:
+            log.error(UNREPORTED, lease.id, path)
+
+    def _send_outcome(self, job_id: int, body: OutcomeBody) -> None:
+        if isinstance(body, JobComplete):
+            self.client.complete_job(job_id, body)
+        elif isinstance(body, JobFail):
+            self.client.fail_job(job_id, body)
+        else:
+            self.client.release_job(job_id, body)
+
+
+def _fail_text(error: str) -> str:
+    """The error as `JobFail` takes it (no NUL, at most its length, never empty), so an
+    odd exception message cannot stop the worker from reporting the failure."""
+    return error.replace("\0", "\ufffd")[:MAX_ERROR_CHARS] or "error"
 
 
 def _summary(result: TrainResult) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from momentum.client import Backoff, MomentumClient, sync_spool
+from momentum.client import MomentumClient, sync_spool
 from momentum.client.encoding import BatchEncoder
 from momentum.client.spool import POINTS, iter_records
 from tests.fake_service import FakeService, make_run, wait_until
@@ -55,16 +55,6 @@ def test_server_errors_are_retried_with_backoff_until_delivered(tmp_path: Path) 
     assert run.reporter is not None and run.reporter.stats.send_failures == 3
     assert_all_once(service, run.id, 50)  # type: ignore[arg-type]
     assert service.runs[run.id]["status"] == "succeeded"  # type: ignore[index]
-
-
-def test_backoff_grows_exponentially_with_jitter_up_to_a_cap() -> None:
-    low, high = Backoff(1.0, 8.0, rng=lambda: 0.0), Backoff(1.0, 8.0, rng=lambda: 1.0)
-    assert [low.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    assert [high.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
-    low.reset()
-    assert low.next_delay() == 0.5
-    for _ in range(5000):  # a long outage must not overflow the exponent
-        assert high.next_delay() == 8.0
 
 
 def test_while_down_points_spool_to_disk_and_replay_in_order(tmp_path: Path) -> None:

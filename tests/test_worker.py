@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from momentum.client import MomentumClient
-from momentum.worker import Outcome, Worker, WorkerOptions, _summary
+from momentum.contract import JobFail
+from momentum.worker import Outcome, Worker, WorkerOptions, _fail_text, _summary
 from service import Settings, create_app
 from tests.jobs_support import claim, expire_lease, job, run_of, submit
 from tests.support import wait_until
@@ -161,3 +162,9 @@ def test_the_summary_encodes_non_finite_values_as_the_contracts_strings() -> Non
         "best_val_accuracy": None,
         "elapsed_s": 1.235,
     }
+
+
+def test_any_training_error_becomes_a_failure_the_contract_takes() -> None:
+    for message in ("", "a\0b", "x" * 20_000):
+        body = JobFail(lease_token="t", error=_fail_text(message))
+        assert 1 <= len(body.error) <= 10_000 and "\0" not in body.error

@@ -11,7 +11,8 @@ from momentum.client.http import (
     MomentumClient,
     is_retryable,
 )
-from momentum.client.reporter import Backoff, Reporter, ReporterOptions, ReporterStats
+from momentum.client.reporter import Reporter, ReporterOptions, ReporterStats
+from momentum.client.retry import Backoff, Retrying
 from momentum.client.run import Run
 from momentum.client.sync import SyncResult, sync_spool
 
@@ -23,6 +24,7 @@ __all__ = [
     "Reporter",
     "ReporterOptions",
     "ReporterStats",
+    "Retrying",
     "Run",
     "SyncResult",
     "is_retryable",

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from momentum.contract.common import METRIC_KEY_RE
 from momentum.contract.metrics import MAX_STEP
@@ -115,3 +116,13 @@ def _with_token(point: Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(value, float) and value - value != 0.0:  # NaN or ±Inf
         return {**point, "value": encode_value(value)}
     return point
+
+
+def encode_body(body: BaseModel) -> bytes:
+    """A request model as JSON; only the fields set are sent, as the caller set them."""
+    return orjson.dumps(body.model_dump(mode="json", exclude_unset=True))
+
+
+def query_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The query parameters given: None means "not given", so it is left out."""
+    return {name: value for name, value in params.items() if value is not None}

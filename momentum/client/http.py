@@ -13,15 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO
 
 import httpx
-import orjson
 
 import momentum
-from momentum.client.encoding import encode_point_dicts
+from momentum.client.encoding import encode_body, encode_point_dicts, query_params
+from momentum.client.jobs import JobMethods
 from momentum.contract import (
     CompareResult,
     CompareSummary,
     GroupComparison,
     IngestResult,
+    Page,
     RunCreate,
     RunHeartbeat,
     RunPublic,
@@ -85,7 +86,7 @@ def resolve_token(token: str | None) -> str | None:
     return token if token is not None else (os.environ.get("MOMENTUM_TOKEN") or None)
 
 
-class MomentumClient:
+class MomentumClient(JobMethods):
     """A thin, typed client of the `/api/v1` routes. Thread-safe (httpx.Client is).
 
     `url` and `token` default to `MOMENTUM_URL` (else http://127.0.0.1:8000) and
@@ -157,6 +158,19 @@ class MomentumClient:
     def get_run(self, run_id: int) -> RunPublic:
         return RunPublic.model_validate_json(self.request("GET", f"/runs/{run_id}").content)
 
+    def list_runs(
+        self,
+        *,
+        project: str | None = None,
+        status: str | None = None,
+        sweep_id: int | None = None,
+        limit: int = 50,
+    ) -> Page[RunPublic]:
+        """Runs, newest first."""
+        params = {"project": project, "status": status, "sweep_id": sweep_id, "limit": limit}
+        response = self.request("GET", "/runs", params=query_params(params))
+        return Page[RunPublic].model_validate_json(response.content)
+
     def update_run(
         self, run_id: int, body: RunUpdate | bytes | None = None, **fields: Any
     ) -> RunPublic:
@@ -196,8 +210,7 @@ class MomentumClient:
     ) -> SeriesHistory:
         """One series as columns; values keep "NaN"/"Infinity" (see `decode_value`)."""
         params = {"start_step": start_step, "end_step": end_step, "max_points": max_points}
-        given = {name: value for name, value in params.items() if value is not None}
-        response = self.request("GET", f"/runs/{run_id}/metrics/{key}", params=given)
+        response = self.request("GET", f"/runs/{run_id}/metrics/{key}", params=query_params(params))
         return SeriesHistory.model_validate_json(response.content)
 
     def compare(
@@ -221,7 +234,7 @@ class MomentumClient:
             "start_step": start_step,
             "end_step": end_step,
         }
-        response = self.request("GET", "/compare", params=_given(params))
+        response = self.request("GET", "/compare", params=query_params(params))
         return CompareResult.model_validate_json(response.content)
 
     def compare_summary(
@@ -235,7 +248,7 @@ class MomentumClient:
     ) -> CompareSummary:
         """Per-run final/best/tail mean/steps to threshold/AUC/speedup and a ranking."""
         params = {"run_ids": _ids(run_ids), "key": key, "mode": mode}
-        params.update(_given({"threshold": threshold, "baseline": baseline}))
+        params.update(query_params({"threshold": threshold, "baseline": baseline}))
         response = self.request("GET", "/compare/summary", params=params)
         return CompareSummary.model_validate_json(response.content)
 
@@ -250,10 +263,8 @@ class MomentumClient:
         max_points: int | None = None,
     ) -> GroupComparison:
         """Runs grouped by a parameter: mean curves with spread, and the best setting."""
-        params = {"run_ids": _ids(run_ids), "key": key, "by": by, "mode": mode}
-        params.update(_given({"threshold": threshold, "max_points": max_points}))
-        response = self.request("GET", "/compare/groups", params=params)
-        return GroupComparison.model_validate_json(response.content)
+        params = {"run_ids": _ids(run_ids), "by": by, "threshold": threshold}
+        return self._groups("/compare/groups", params, key, mode, max_points)
 
     def sweep_summary(
         self,
@@ -266,10 +277,14 @@ class MomentumClient:
         max_points: int | None = None,
     ) -> GroupComparison:
         """A sweep's runs grouped by a grid field (default: momentum)."""
-        params = {"key": key, "mode": mode}
-        params.update(_given({"by": by, "threshold": threshold, "max_points": max_points}))
-        response = self.request("GET", f"/sweeps/{sweep_id}/summary", params=params)
-        return GroupComparison.model_validate_json(response.content)
+        params = {"by": by, "threshold": threshold}
+        return self._groups(f"/sweeps/{sweep_id}/summary", params, key, mode, max_points)
+
+    def _groups(
+        self, path: str, params: dict[str, Any], key: str, mode: str, max_points: int | None
+    ) -> GroupComparison:
+        params = query_params({**params, "key": key, "mode": mode, "max_points": max_points})
+        return GroupComparison.model_validate_json(self.request("GET", path, params=params).content)
 
     def export_csv(
         self, run_ids: Sequence[int], out: BinaryIO, keys: Sequence[str] | None = None
@@ -307,13 +322,8 @@ def _ids(run_ids: Sequence[int]) -> str:
     return ",".join(str(run_id) for run_id in run_ids)
 
 
-def _given(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in params.items() if value is not None}
-
-
 def _body(model: type[RunCreate] | type[RunUpdate], body: Any, fields: dict[str, Any]) -> bytes:
     """Encode a model given whole or as keyword fields; only the fields set are sent."""
     if body is not None and fields:
         raise TypeError("pass either a body model or keyword fields, not both")
-    value = body if body is not None else model(**fields)
-    return orjson.dumps(value.model_dump(mode="json", exclude_unset=True))
+    return encode_body(body if body is not None else model(**fields))

@@ -12,8 +12,8 @@
 - The sender thread creates the run (idempotently, by `external_id`), then sends the
   outbox's records oldest first. A failure that may pass (network, 5xx, 429) marks the
   service down, which sends new records to the spool file, and retries with exponential
-  backoff and jitter. Resending is safe: the service upserts on (run, key, step).
-  It also sends heartbeats while the service is up.
+  backoff and full jitter (`momentum.client.retry`). Resending is safe: the service
+  upserts on (run, key, step). It also sends heartbeats while the service is up.
 - `close` drains the deque, then gives the sender until a deadline; what is still unsent
   then stays in the spool file, whose path `close` returns.
 """
@@ -21,11 +21,9 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import httpx
 from momentum.client.encoding import BatchEncoder, Entry
 from momentum.client.http import MomentumAPIError, MomentumClient
 from momentum.client.outbox import Outbox
+from momentum.client.retry import Backoff
 from momentum.client.spool import POINTS, UPDATE, Record, Spool
 from momentum.contract import RunPublic, Status
 
@@ -71,23 +70,6 @@ class ReporterStats:
     # costs the training process beyond the `log` calls themselves.
     encoder_cpu_s: float = 0.0
     sender_cpu_s: float = 0.0
-
-
-class Backoff:
-    """Exponential delays with "equal jitter": half the ceiling plus a random half."""
-
-    def __init__(self, base: float, cap: float, rng: Callable[[], float] = random.random) -> None:
-        self.base, self.cap, self.rng = base, cap, rng
-        self.attempts = 0
-
-    def next_delay(self) -> float:
-        # The exponent stops growing once past any cap: 2.0**1100 would overflow.
-        ceiling = min(self.cap, self.base * 2.0 ** min(self.attempts, 64))
-        self.attempts += 1
-        return ceiling / 2 + self.rng() * ceiling / 2
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 class Reporter:

@@ -12,13 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
-from momentum.client.http import MomentumClient, is_retryable
-from momentum.client.reporter import Backoff
+from momentum.client.http import MomentumClient
+from momentum.client.retry import Backoff, Retrying
 from momentum.client.spool import POINTS, UPDATE, iter_records
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -37,8 +34,10 @@ def sync_spool(
     sleep: Callable[[float], None] = time.sleep,
     delete: bool = True,
 ) -> SyncResult:
-    """Send every record of the spool file at `path`; delete it when all were accepted."""
-    retry = _Retrying(attempts, backoff or Backoff(0.5, 10.0), sleep)
+    """Send every record of the spool file at `path`; delete it when all were accepted.
+
+    Each request gets `attempts` tries for failures that may pass (network, 5xx, 429)."""
+    retry = Retrying(attempts, backoff or Backoff(0.5, 10.0), sleep)
     records = iter_records(path)
     create = next(records)
     run, _ = retry(client.create_run_raw, create.body)
@@ -53,23 +52,3 @@ def sync_spool(
     if delete:
         path.unlink()
     return result
-
-
-@dataclass
-class _Retrying:
-    """Calls with a few tries for failures that may pass (network, 5xx, 429)."""
-
-    attempts: int
-    backoff: Backoff
-    sleep: Callable[[float], None]
-
-    def __call__(self, call: Callable[..., T], *args: Any) -> T:
-        self.backoff.reset()
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return call(*args)
-            except Exception as exc:
-                if attempt == self.attempts or not is_retryable(exc):
-                    raise
-                self.sleep(self.backoff.next_delay())
-        raise ValueError("attempts must be at least 1")

@@ -1,0 +1,107 @@
+"""The job, sweep and worker routes of `MomentumClient`: the worker protocol and the
+queue commands (`momentum submit`, `sweep`, `jobs`, `workers`).
+
+Bodies and answers are the contract's models, so a change to the contract shows up as
+a type error in the worker and the CLI rather than a `KeyError` in a running worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from momentum.client.encoding import encode_body, query_params
+from momentum.contract.common import Page
+from momentum.contract.jobs import (
+    Claim,
+    ClaimResponse,
+    JobComplete,
+    JobCreate,
+    JobFail,
+    JobHeartbeat,
+    JobHeartbeatReply,
+    JobPublic,
+    JobRelease,
+    WorkerPublic,
+)
+from momentum.contract.sweeps import SweepCreate, SweepPublic
+
+NO_JOB = 204
+
+
+class JobMethods:
+    """Mixed into `MomentumClient`, whose `request` sends the calls."""
+
+    if TYPE_CHECKING:
+
+        def request(
+            self,
+            method: str,
+            path: str,
+            *,
+            content: bytes | None = None,
+            params: dict[str, Any] | None = None,
+            timeout: httpx.Timeout | float | None = None,
+        ) -> httpx.Response: ...
+
+    def submit_job(self, body: JobCreate) -> JobPublic:
+        """Queue one training job (and create its run)."""
+        return self._job("/jobs", body)
+
+    def create_sweep(self, body: SweepCreate) -> SweepPublic:
+        """Queue one job per combination of the grid."""
+        response = self.request("POST", "/sweeps", content=encode_body(body))
+        return SweepPublic.model_validate_json(response.content)
+
+    def list_jobs(
+        self, *, status: str | None = None, sweep_id: int | None = None, limit: int = 50
+    ) -> Page[JobPublic]:
+        """Jobs, newest first."""
+        params = query_params({"status": status, "sweep_id": sweep_id, "limit": limit})
+        response = self.request("GET", "/jobs", params=params)
+        return Page[JobPublic].model_validate_json(response.content)
+
+    def cancel_job(self, job_id: int) -> JobPublic:
+        """Cancel a queued job at once; a running one once its worker hears of it."""
+        return self._job(f"/jobs/{job_id}/cancel")
+
+    def retry_job(self, job_id: int) -> JobPublic:
+        """Queue an ended job again."""
+        return self._job(f"/jobs/{job_id}/retry")
+
+    def list_workers(self, *, limit: int = 50) -> Page[WorkerPublic]:
+        """The workers the service has seen, most recent first."""
+        response = self.request("GET", "/workers", params={"limit": limit})
+        return Page[WorkerPublic].model_validate_json(response.content)
+
+    def claim(self, body: Claim) -> ClaimResponse | None:
+        """A lease on the next job this worker can run, or None when none is queued."""
+        response = self.request("POST", "/jobs/claim", content=encode_body(body))
+        if response.status_code == NO_JOB:
+            return None
+        return ClaimResponse.model_validate_json(response.content)
+
+    def heartbeat_job(
+        self, job_id: int, body: JobHeartbeat, timeout: httpx.Timeout | float | None = None
+    ) -> JobHeartbeatReply:
+        """Keep the lease and report progress; the reply says whether to cancel."""
+        path = f"/jobs/{job_id}/heartbeat"
+        response = self.request("POST", path, content=encode_body(body), timeout=timeout)
+        return JobHeartbeatReply.model_validate_json(response.content)
+
+    def complete_job(self, job_id: int, body: JobComplete) -> JobPublic:
+        return self._job(f"/jobs/{job_id}/complete", body)
+
+    def fail_job(self, job_id: int, body: JobFail) -> JobPublic:
+        return self._job(f"/jobs/{job_id}/fail", body)
+
+    def release_job(self, job_id: int, body: JobRelease) -> JobPublic:
+        """Hand the job back to the queue (this worker is stopping)."""
+        return self._job(f"/jobs/{job_id}/release", body)
+
+    def _job(
+        self, path: str, body: JobCreate | JobComplete | JobFail | JobRelease | None = None
+    ) -> JobPublic:
+        content = encode_body(body) if body is not None else None
+        return JobPublic.model_validate_json(self.request("POST", path, content=content).content)
