@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import os
 import threading
 import time
@@ -38,6 +37,7 @@ import orjson
 from momentum.client import MomentumAPIError, MomentumClient, Run
 from momentum.client.spool import default_spool_dir
 from momentum.contract import ClaimResponse, JobHeartbeatReply, Status, TrainingConfig
+from momentum.contract.values import encode_value
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
@@ -342,9 +342,7 @@ def _summary(result: TrainResult) -> dict[str, Any]:
 
 
 def _json_float(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
+    return encode_value(value) if isinstance(value, float) else value
 
 
 def _holds(hold_file: Path, step: int) -> bool:
