@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from momentum.contract import Status
 from momentum.contract.values import encode_value
+from service.indexed_params import indexed_columns
 from service.mlflow.errors import MlflowError, invalid, missing
-from service.models import Experiment, Run
+from service.models import MAX_ROW_ID, Experiment, Run
 
 STATUS_TO_MLFLOW = {
     Status.queued.value: "SCHEDULED",
@@ -27,8 +28,6 @@ STATUS_FROM_MLFLOW = {mlflow: Status(ours) for ours, mlflow in STATUS_TO_MLFLOW.
 DEFAULT_EXPERIMENT_ID = 0
 _EXACT_INT = 2**53
 _INT64_TEXT = re.compile(r"-?[0-9]{1,19}")
-MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
-_OPTIMIZER_LENGTH = int(getattr(Run.__table__.c.optimizer.type, "length", 64))
 
 
 def to_ms(moment: datetime | None) -> int | None:
@@ -57,25 +56,11 @@ def param_out(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and not isinstance(value, bool) else None
-
-
 def set_params(run: Run, params: dict[str, Any]) -> None:
-    """Params and their indexed copies (`optimizer`, `momentum`, `lr`); MLflow sends
-    numbers as text ("1e-3"), which still fill the numeric columns."""
+    """Params and their indexed copies (service/indexed_params.py)."""
     run.params = params
-    optimizer = params.get("optimizer")
-    # A name longer than its column stays in params only: PostgreSQL refuses it (a 500
-    # once) where SQLite stores it, and MLflow takes params of up to 6,000 characters.
-    fits = isinstance(optimizer, str) and len(optimizer) <= _OPTIMIZER_LENGTH
-    run.optimizer = optimizer if fits else None
-    run.momentum = _number(params.get("momentum"))
-    run.lr = _number(params.get("lr"))
+    for column, value in indexed_columns(params).items():
+        setattr(run, column, value)
 
 
 def int64_of(text: str) -> int | None:
