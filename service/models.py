@@ -35,6 +35,8 @@ NAMING_CONVENTION = {
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 # The indexed copy of params["optimizer"]; a longer name stays in params only.
 OPTIMIZER_LENGTH = 64
+# The largest id a row can have: ids are INTEGER (32-bit signed) columns.
+MAX_ROW_ID = 2**31 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
