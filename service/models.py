@@ -69,7 +69,6 @@ class Sweep(Base):
     name: Mapped[str] = mapped_column(String(250))
     base: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     grid: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
