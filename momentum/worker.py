@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from momentum.contract import (
     Status,
     TrainingConfig,
 )
+from momentum.contract.values import encode_value
 from momentum.training import ReportingSink
 
 if TYPE_CHECKING:
@@ -370,9 +370,7 @@ def _summary(result: TrainResult) -> dict[str, Any]:
 
 
 def _json_float(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    return value
+    return encode_value(value) if isinstance(value, float) else value
 
 
 def _holds(hold_file: Path, step: int) -> bool:

@@ -22,25 +22,26 @@ from momentum.contract import (
     RunSummary,
     Stat,
 )
+from momentum.contract.metrics import MAX_STEP
 from momentum.contract.values import EncodedValue, encode_value
 from service.analysis import groups as group_math
 from service.analysis.smoothing import debiased_ema
 from service.analysis.summary import Mode, rank_key, speedup, summarize
 from service.downsample import downsample_indices, encoded_values
 from service.errors import ApiError
+from service.indexed_params import INDEXED_PARAMS
 from service.models import Run
 from service.storage import compare as compare_store
-from service.storage.compare import MAX_STEP
+from service.storage.blocks import RECORD_DTYPE
 from service.storage.metrics import read_columns
 
-INDEXED_PARAMS = ("momentum", "lr", "optimizer")
 INTERPOLATION = (
     "Common grid: the union of the group's logged steps, thinned evenly to max_points. "
     "Each run is read there linearly in step between its neighbouring logged points "
     "(exactly where it logged the step), only inside its own first..last step, and only "
     "where that value is finite; `count` is the number of runs behind each step."
 )
-_EMPTY = np.empty(0, dtype=[("step", "<i8"), ("value", "<f8"), ("wall_time", "<f8")])
+_EMPTY = np.empty(0, dtype=RECORD_DTYPE)
 
 
 def load_runs(session: Session, run_ids: Sequence[int]) -> list[Run]:

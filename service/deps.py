@@ -14,7 +14,11 @@ from sqlalchemy.orm import Session
 
 from service.db import transaction
 from service.errors import ApiError
+from service.models import MAX_ROW_ID
 from service.settings import Settings
+
+# No list is longer than there are row ids.
+MAX_OFFSET = MAX_ROW_ID
 
 
 # Dependencies that only look at the request are `async def`: FastAPI runs a plain `def`
@@ -62,7 +66,7 @@ async def _page_window(
     limit: Annotated[
         int | None, Query(ge=1, le=1000, description="Items per page (default 50).")
     ] = None,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PageWindow:
     """The contract's pagination (at most 1000 a page), or less by MOMENTUM_MAX_PAGE_SIZE:
     a larger `limit` is a 422, not silently fewer items than asked for."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +22,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from momentum.contract.values import encode_value
 from service.models import Run
 from service.storage import compare as compare_store
 
 WINDOW_POINTS = 50_000
-_SPELLING = {math.inf: "Infinity", -math.inf: "-Infinity"}
 # A spreadsheet reads a cell starting with one of these as a formula (CSV injection,
 # OWASP): `=HYPERLINK(...)` in a run name would run on whoever opens the export.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -83,9 +82,8 @@ def plan(session: Session, runs: Sequence[Run], keys: Sequence[str] | None) -> E
 
 
 def _value(value: float) -> str:
-    if value != value:
-        return "NaN"
-    return _SPELLING.get(value, repr(value))
+    encoded = encode_value(value)
+    return encoded if isinstance(encoded, str) else repr(encoded)
 
 
 def _lines(prefix: str, records: np.ndarray) -> str:

@@ -35,6 +35,8 @@ NAMING_CONVENTION = {
 JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 # The indexed copy of params["optimizer"]; a longer name stays in params only.
 OPTIMIZER_LENGTH = 64
+# The largest id a row can have: ids are INTEGER (32-bit signed) columns.
+MAX_ROW_ID = 2**31 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -67,7 +69,6 @@ class Sweep(Base):
     name: Mapped[str] = mapped_column(String(250))
     base: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     grid: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

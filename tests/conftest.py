@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from service import Settings, create_app
 from service.migrate import upgrade
@@ -98,7 +97,3 @@ def engine(settings: Settings):  # type: ignore[no-untyped-def]
     engine = make_engine(settings)
     yield engine
     engine.dispose()
-
-
-def is_postgres(url: str) -> bool:
-    return make_url(url).get_backend_name() == "postgresql"

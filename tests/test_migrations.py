@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from fastapi.testclient import TestClient
 from sqlalchemy import inspect
 
+from service import create_app
 from service.db import make_engine
-from service.migrate import head_revision
+from service.migrate import downgrade, head_revision, upgrade
 from service.models import Base
 from service.settings import Settings
+from tests.jobs_support import API, TINY
 
 
 def test_migrated_schema_equals_models(settings: Settings) -> None:
@@ -51,3 +54,29 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path) -> N
     finally:
         engine.dispose()
     assert (tmp_path / "momentum.sqlite3").exists()
+
+
+def test_dropping_sweep_status_keeps_every_sweeps_jobs(settings: Settings) -> None:
+    """Migration 0009 alters `sweeps` in place: a copy-and-move of the table (SQLite's
+    batch mode) would cascade its deletion to every job of every sweep."""
+    with TestClient(create_app(settings)) as client:
+        grid = {"momentum": [0.0, 0.9]}
+        created = client.post(f"{API}/sweeps", json={"name": "mu", "base": TINY, "grid": grid})
+        assert created.status_code == 201, created.text
+    engine = make_engine(settings)
+
+    def jobs_and_sweep_columns() -> tuple[int, set[str]]:
+        with engine.connect() as connection:
+            jobs = connection.exec_driver_sql("SELECT count(*) FROM jobs").scalar_one()
+            columns = {c["name"] for c in inspect(connection).get_columns("sweeps")}
+        return jobs, columns
+
+    try:
+        downgrade(settings, "0008")
+        jobs, columns = jobs_and_sweep_columns()
+        assert jobs == 2 and "status" in columns
+        upgrade(settings)
+        jobs, columns = jobs_and_sweep_columns()
+        assert jobs == 2 and "status" not in columns
+    finally:
+        engine.dispose()

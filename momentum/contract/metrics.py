@@ -7,10 +7,10 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from momentum.contract.common import ContractModel, MetricKey
+from momentum.contract.common import INT64_MAX, ContractModel, MetricKey
 from momentum.contract.values import EncodedValue, MetricValue
 
-MAX_STEP = 2**63 - 1
+MAX_STEP = INT64_MAX  # steps are BIGINT columns
 # Far past any real clock reading, yet it keeps garbage such as 1e300 out of storage.
 MAX_WALL_TIME = 1e11
 

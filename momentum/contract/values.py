@@ -9,7 +9,6 @@ browser's `JSON.parse` reads every response.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import Strict, WithJsonSchema
@@ -41,10 +40,6 @@ def encode_value(value: float | None) -> EncodedValue:
     if value == -math.inf:
         return "-Infinity"
     return value
-
-
-def encode_values(values: Iterable[float | None]) -> list[EncodedValue]:
-    return [encode_value(v) for v in values]
 
 
 def decode_value(value: EncodedValue | None) -> float:

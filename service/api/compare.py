@@ -16,6 +16,7 @@ from service.auth import Scope, requires
 from service.deps import SessionDep, SettingsDep
 from service.downsample import points_budget
 from service.errors import ApiError
+from service.models import MAX_ROW_ID
 from service.responses import FastJSONResponse
 
 router = APIRouter(tags=["compare"])
@@ -41,7 +42,7 @@ def parse_run_ids(raw: str, cap: int, name: str = "run_ids") -> list[int]:
     run_ids: dict[int, None] = {}  # ordered, repeats dropped
     for item in items:
         number = int(item) if item.isascii() and item.isdigit() and len(item) <= 10 else 0
-        if not 1 <= number <= 2**31 - 1:
+        if not 1 <= number <= MAX_ROW_ID:
             raise _list_error(name, f"{item[:20]!r} is not a run id; give comma-separated integers")
         run_ids[number] = None
     if len(run_ids) > cap:
@@ -134,7 +135,7 @@ def compare_summary(
     mode: ModeQuery = "min",
     threshold: Threshold = None,
     baseline: Annotated[
-        int | None, Query(ge=1, le=2**31 - 1, description="Run id speedups are relative to.")
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="Run id speedups are relative to.")
     ] = None,
 ) -> CompareSummary:
     """Final, best, tail mean, steps to threshold, AUC, divergence and speedup; ranked."""

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Path, Query
 from momentum.contract import ErrorResponse, JobCreate, JobPublic, Page, Status
 from service.auth import Scope, requires
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
-from service.models import Job
+from service.models import MAX_ROW_ID, Job
 from service.storage import jobs as job_store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-JobId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The job's id.")]
+JobId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The job's id.")]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The job's status does not allow it."}
 }
@@ -41,7 +41,7 @@ def list_jobs(
     session: SessionDep,
     page: PageDep,
     status: Status | None = None,
-    sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    sweep_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
 ) -> Page[JobPublic]:
     """List jobs, newest first, filtered by status and sweep."""
     jobs, total = job_store.list_jobs(session, status, sweep_id, page.limit, page.offset)

@@ -15,13 +15,13 @@ from momentum.contract.values import encode_value
 from service.auth import CallerRole, Role, Scope, requires
 from service.deps import PageDep, SessionDep, WriteSessionDep
 from service.errors import ApiError, not_found
-from service.models import Run
+from service.models import MAX_ROW_ID, Run
 from service.storage import metrics as metric_store
 from service.storage import runs as run_store
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
-RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The run's id.")]
+RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The run's id.")]
 SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
 Pair = Annotated[str, StringConstraints(pattern=r"^[^:\x00]+:[^\x00]*$", max_length=1000)]
 
@@ -123,7 +123,7 @@ def list_runs(
     optimizer: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     momentum_min: float | None = None,
     momentum_max: float | None = None,
-    sweep_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    sweep_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     tag: Annotated[list[Pair] | None, Query(description="key:value; repeatable (AND)")] = None,
     param: Annotated[
         list[Pair] | None,

@@ -26,13 +26,13 @@ from service.auth import Scope, requires
 from service.db import transaction
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.errors import ApiError
-from service.models import Sweep
+from service.models import MAX_ROW_ID, Sweep
 from service.storage import compare as compare_store
 from service.storage import sweeps as sweep_store
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
-SweepId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The sweep's id.")]
+SweepId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The sweep's id.")]
 
 
 def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:

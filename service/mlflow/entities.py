@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +12,13 @@ from sqlalchemy.orm import Session
 
 from momentum.contract import Status
 from momentum.contract.values import encode_value
+from service.indexed_params import indexed_columns
+from service.mlflow import search
 from service.mlflow.errors import MlflowError, invalid, missing
-from service.models import Experiment, Run
+from service.mlflow.schemas import ExperimentSearch
+from service.mlflow.values import int64_of, page_offset, page_size, paged, shown
+from service.models import MAX_ROW_ID, Experiment, Run
+from service.storage import metrics as metric_store
 
 STATUS_TO_MLFLOW = {
     Status.queued.value: "SCHEDULED",
@@ -26,9 +30,6 @@ STATUS_TO_MLFLOW = {
 STATUS_FROM_MLFLOW = {mlflow: Status(ours) for ours, mlflow in STATUS_TO_MLFLOW.items()}
 DEFAULT_EXPERIMENT_ID = 0
 _EXACT_INT = 2**53
-_INT64_TEXT = re.compile(r"-?[0-9]{1,19}")
-MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns
-_OPTIMIZER_LENGTH = int(getattr(Run.__table__.c.optimizer.type, "length", 64))
 
 
 def to_ms(moment: datetime | None) -> int | None:
@@ -57,40 +58,11 @@ def param_out(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and not isinstance(value, bool) else None
-
-
 def set_params(run: Run, params: dict[str, Any]) -> None:
-    """Params and their indexed copies (`optimizer`, `momentum`, `lr`); MLflow sends
-    numbers as text ("1e-3"), which still fill the numeric columns."""
+    """Params and their indexed copies (service/indexed_params.py)."""
     run.params = params
-    optimizer = params.get("optimizer")
-    # A name longer than its column stays in params only: PostgreSQL refuses it (a 500
-    # once) where SQLite stores it, and MLflow takes params of up to 6,000 characters.
-    fits = isinstance(optimizer, str) and len(optimizer) <= _OPTIMIZER_LENGTH
-    run.optimizer = optimizer if fits else None
-    run.momentum = _number(params.get("momentum"))
-    run.lr = _number(params.get("lr"))
-
-
-def int64_of(text: str) -> int | None:
-    """`text` as an int64 when it is one in ASCII digits (an optional '-'), else None.
-    Not `str.isdigit()`: that takes '²', which `int()` then refuses; and no digits past
-    int64's, which no column and no step holds (and `int()` refuses past 4,300)."""
-    if not _INT64_TEXT.fullmatch(text):
-        return None
-    value = int(text)
-    return value if -(2**63) <= value <= 2**63 - 1 else None
-
-
-def shown(raw: str) -> str:
-    """Text from a request, cut short for an error message (a 5,000-digit id, say)."""
-    return raw if len(raw) <= 40 else f"{raw[:40]}... ({len(raw)} characters)"
+    for column, value in indexed_columns(params).items():
+        setattr(run, column, value)
 
 
 def _row_id(raw: str) -> int | None:
@@ -150,6 +122,31 @@ def experiment_ids_by_project(session: Session, projects: set[str]) -> dict[str,
     return {project: str(ident) for project, ident in session.execute(statement)}
 
 
+def search_experiments(session: Session, body: ExperimentSearch) -> dict[str, Any]:
+    """Experiments whose `name` or `experiment_id` match the filter, paged."""
+    clauses = search.parse_filter(body.filter)
+    offset, size = (
+        page_offset(body.page_token),
+        page_size(body.max_results, search.SEARCH_MAX_RESULTS),
+    )
+    if body.view_type == "DELETED_ONLY":
+        return {"experiments": []}
+    found = []
+    for experiment in session.scalars(select(Experiment).order_by(Experiment.id)):
+        attributes = {"name": experiment.name, "experiment_id": str(experiment.id)}
+
+        def lookup(kind: str, key: str, values: dict[str, str] = attributes) -> Any:
+            return values.get(key) if kind == "attribute" else None
+
+        if search.matches(clauses, lookup):
+            found.append(experiment_json(experiment))
+    page, following = paged(found, offset, size)
+    out: dict[str, Any] = {"experiments": page}
+    if following is not None:
+        out["next_page_token"] = following
+    return out
+
+
 def create_experiment(session: Session, name: str) -> Experiment:
     """A new experiment for the project `name`; its project's existing runs join it."""
     taken = select(Experiment.id).where((Experiment.name == name) | (Experiment.project == name))
@@ -197,3 +194,10 @@ def run_json(
         "data": {"metrics": metrics, "params": params, "tags": tags},
         "inputs": {},
     }
+
+
+def runs_json(session: Session, runs: list[Run]) -> list[dict[str, Any]]:
+    """The runs as MLflow's, with their experiment ids and latest metrics (two queries)."""
+    experiments = experiment_ids_by_project(session, {run.project for run in runs})
+    latest = metric_store.latest_values(session, [run.id for run in runs])
+    return [run_json(run, experiments.get(run.project, ""), latest.get(run.id, {})) for run in runs]

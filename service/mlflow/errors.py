@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 _CODES = {
@@ -80,6 +80,17 @@ def invalid(message: str) -> MlflowError:
 
 def missing(message: str) -> MlflowError:
     return MlflowError(404, "RESOURCE_DOES_NOT_EXIST", message)
+
+
+def checked(model: type[Any], **fields: Any) -> Any:
+    """`model(**fields)`: our contract's checks (lengths, no NUL) as MLflow's
+    INVALID_PARAMETER_VALUE."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise invalid(f"{where}: {first['msg']}") from exc
 
 
 def is_mlflow_path(path: str) -> bool:

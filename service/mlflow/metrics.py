@@ -26,8 +26,8 @@ from momentum.contract import MetricPoint
 from momentum.contract.common import METRIC_KEY_RE
 from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
 from momentum.contract.values import encode_value
-from service.mlflow.entities import int64_of
 from service.mlflow.errors import invalid
+from service.mlflow.values import proto_double, proto_int
 from service.models import Run, Series
 from service.storage import metrics as metric_store
 
@@ -42,36 +42,15 @@ class MlflowMetric:
     step: int
 
 
-def _integer(raw: Any) -> int:
-    """An int64 as protobuf's JSON has it: a whole number, or its digits as a string."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise TypeError(f"{raw!r} is no integer")
-    if isinstance(raw, float) and not raw.is_integer():
-        raise ValueError(f"{raw} is no whole number")
-    if isinstance(raw, str):
-        number = int64_of(raw)
-        if number is None:
-            raise ValueError(f"{raw!r} is no int64")
-        return number
-    return int(raw)
-
-
-def _number(raw: Any) -> float:
-    """A double as protobuf's JSON has it: a number or its text ("NaN", "Infinity")."""
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise TypeError(f"{raw!r} is no number")
-    return float(raw)
-
-
 def parse_metric(raw: dict[str, Any]) -> MlflowMetric:
     key = raw.get("key")
     if not isinstance(key, str) or not METRIC_KEY_RE.match(key):
         raise invalid(f"metric key {key!r}: 1-250 letters, digits, '_ - . /' or space")
     try:
-        value = _number(raw["value"])
+        value = proto_double(raw["value"])
         stamp, step_given = raw.get("timestamp"), raw.get("step")
-        timestamp = int(time.time() * 1000) if stamp is None else _integer(stamp)
-        step = 0 if step_given is None else _integer(step_given)
+        timestamp = int(time.time() * 1000) if stamp is None else proto_int(stamp)
+        step = 0 if step_given is None else proto_int(step_given)
     except (KeyError, TypeError, ValueError) as exc:
         raise invalid(
             f"metric {key!r}: value must be a number, timestamp and step whole numbers"
@@ -118,6 +97,51 @@ def _free_step(key: str, step: int, next_free: int) -> int:
     return next_free
 
 
+def _by_key(
+    run: Run, metrics: Sequence[MlflowMetric], max_keys: int | None
+) -> dict[str, list[MlflowMetric]]:
+    """The metrics grouped by key; more keys than `max_keys` is refused before a query
+    per key."""
+    by_key: dict[str, list[MlflowMetric]] = {}
+    for metric in metrics:
+        by_key.setdefault(metric.key, []).append(metric)
+    if max_keys is not None and len(by_key) > max_keys:
+        raise invalid(str(metric_store.TooManyKeys(run.id, len(by_key), max_keys)))
+    return by_key
+
+
+def _placed(
+    session: Session, run_id: int, key: str, items: Sequence[MlflowMetric]
+) -> tuple[list[MetricPoint], int]:
+    """One key's points at their steps by the repeated-step rule, and how many moved."""
+    held, highest = _stored(session, run_id, key, [m.step for m in items])
+    next_free = max(highest, max(m.step for m in items)) + 1
+    points: list[MetricPoint] = []
+    moved = 0
+    for metric in items:
+        incoming = (metric.value, metric.timestamp)
+        step = metric.step
+        if step in held:
+            if _same(held[step], incoming):
+                continue  # a resend
+            step, next_free = _free_step(key, metric.step, next_free), next_free + 1
+            moved += 1
+        held[step] = incoming
+        points.append(
+            {"key": key, "step": step, "value": metric.value, "wall_time": metric.timestamp / 1000}
+        )
+    return points, moved
+
+
+def _count_moved(session: Session, run: Run, moved: dict[str, int]) -> None:
+    """Add each key's moved values to the run's `momentum.moved_steps.<key>` tag."""
+    tags = dict(run.tags)
+    for key, count in moved.items():
+        tags[MOVED_TAG + key] = str(int(tags.get(MOVED_TAG + key, "0")) + count)
+    run.tags = tags
+    session.flush()
+
+
 def log_metrics(
     session: Session, run: Run, metrics: Sequence[MlflowMetric], max_keys: int | None = None
 ) -> int:
@@ -128,44 +152,20 @@ def log_metrics(
     if session.get_bind().dialect.name == "postgresql":
         # Two batches for one run take turns, so both see each other's steps.
         session.execute(select(Run.id).where(Run.id == run.id).with_for_update())
-    by_key: dict[str, list[MlflowMetric]] = {}
-    for metric in metrics:
-        by_key.setdefault(metric.key, []).append(metric)
-    if max_keys is not None and len(by_key) > max_keys:  # before a query per key
-        raise invalid(str(metric_store.TooManyKeys(run.id, len(by_key), max_keys)))
     points: list[MetricPoint] = []
     moved: dict[str, int] = {}
-    for key, items in by_key.items():
-        held, highest = _stored(session, run.id, key, [m.step for m in items])
-        next_free = max(highest, max(m.step for m in items)) + 1
-        for metric in items:
-            incoming = (metric.value, metric.timestamp)
-            step = metric.step
-            if step in held:
-                if _same(held[step], incoming):
-                    continue
-                step, next_free = _free_step(key, metric.step, next_free), next_free + 1
-                moved[key] = moved.get(key, 0) + 1
-            held[step] = incoming
-            points.append(
-                {
-                    "key": key,
-                    "step": step,
-                    "value": metric.value,
-                    "wall_time": metric.timestamp / 1000,
-                }
-            )
+    for key, items in _by_key(run, metrics, max_keys).items():
+        placed, moved_here = _placed(session, run.id, key, items)
+        points += placed
+        if moved_here:
+            moved[key] = moved_here
     if points:
         try:
             metric_store.ingest(session, run.id, points, time.time(), max_keys)
         except metric_store.TooManyKeys as exc:
             raise invalid(str(exc)) from None
     if moved:
-        tags = dict(run.tags)
-        for key, count in moved.items():
-            tags[MOVED_TAG + key] = str(int(tags.get(MOVED_TAG + key, "0")) + count)
-        run.tags = tags
-        session.flush()
+        _count_moved(session, run, moved)
     return sum(moved.values())
 
 

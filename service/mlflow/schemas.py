@@ -1,17 +1,135 @@
-"""What the MLflow routes answer with 200, as MLflow's REST reference has it.
+"""The MLflow routes' request bodies, and what they answer with 200, as MLflow's REST
+reference has them.
 
-Named `Mlflow...` so that they stand apart from /api/v1's models in the one schema.
-These models only document the responses (the routes build plain dicts, and the hot
-ones answer with orjson directly), so the OpenAPI schema says what a client gets and
-tests/test_fuzz.py checks every answer against it. Fields MLflow marks optional and
-we never send (`artifact_location`'s URI, run inputs) are still listed.
+Requests: MLflow's clients send more fields than each route reads (`run_uuid`, ...), so
+unknown fields are ignored; int64 fields take a number or its digits (service/mlflow/
+values.py). Responses are named `Mlflow...` so that they stand apart from /api/v1's
+models in the one schema. They only document the responses (the routes build plain
+dicts, and the hot ones answer with orjson directly), so the OpenAPI schema says what a
+client gets and tests/test_fuzz.py checks every answer against it. Fields MLflow marks
+optional and we never send (`artifact_location`'s URI, run inputs) are still listed.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from momentum.contract.metrics import MAX_WALL_TIME
+from service.mlflow.values import digits_as_int
+
+_INT_JSON: dict[str, Any] = {
+    "anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]{1,19}$"}]
+}
+MAX_MS = int(MAX_WALL_TIME * 1000)
+# Milliseconds since the epoch, as MLflow's timestamps are.
+Millis = Annotated[
+    int,
+    BeforeValidator(digits_as_int),
+    Field(strict=True, ge=0, le=MAX_MS),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_MS},
+                _INT_JSON["anyOf"][1],
+            ],
+            "description": "milliseconds since 1970",
+        }
+    ),
+]
+PageSize = Annotated[
+    int, BeforeValidator(digits_as_int), Field(strict=True), WithJsonSchema(_INT_JSON)
+]
+# An MLflow run id (here our run's integer id as text); the example names a run that
+# exists in tests/test_fuzz.py, so schemathesis reaches past the 404.
+RunId = Annotated[str | None, Field(examples=["1"])]
+# One metric of log-batch: parsed by service/mlflow/metrics.py (fast, and MLflow's
+# leniency: a step left out is 0, a timestamp left out is now), documented here.
+_METRIC_JSON = {
+    "type": "object",
+    "required": ["key", "value"],
+    "properties": {
+        "key": {"type": "string", "examples": ["loss"]},
+        "value": {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": 'a number, or its text: "NaN", "Infinity", "-Infinity", "0.5"',
+        },
+        # null or left out: now, and step 0 (protobuf's JSON reads null as unset)
+        "timestamp": {"anyOf": [*_INT_JSON["anyOf"], {"type": "null"}]},
+        "step": {"anyOf": [*_INT_JSON["anyOf"], {"type": "null"}]},
+    },
+}
+MetricIn = Annotated[dict[str, Any], WithJsonSchema(_METRIC_JSON)]
+
+
+class _Body(BaseModel):
+    """MLflow's clients send more fields than each route reads (`run_uuid`, ...)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class KeyValue(_Body):
+    key: str
+    value: str = ""
+
+
+class ExperimentCreate(_Body):
+    name: str
+
+
+class ExperimentSearch(_Body):
+    max_results: PageSize = 1000
+    page_token: str | None = None
+    filter: str | None = None
+    view_type: str | None = None
+
+
+class RunCreateBody(_Body):
+    experiment_id: str = Field(default="0", examples=["0", "1"])
+    run_name: str | None = None
+    start_time: Millis | None = None
+    tags: list[KeyValue] = []
+
+
+class RunUpdateBody(_Body):
+    run_id: RunId = None
+    run_uuid: RunId = None
+    status: str | None = None
+    end_time: Millis | None = None
+    run_name: str | None = None
+
+
+class RunRef(_Body):
+    run_id: RunId = None
+    run_uuid: RunId = None
+
+
+class RunSearch(_Body):
+    experiment_ids: list[str] = []
+    filter: str | None = None
+    run_view_type: str | None = None
+    max_results: PageSize = 1000
+    order_by: list[str] = []
+    page_token: str | None = None
+
+
+class LogBatch(RunRef):
+    metrics: list[MetricIn] = []
+    params: list[KeyValue] = []
+    tags: list[KeyValue] = []
+
+
+class LogMetric(RunRef):
+    key: Any = None
+    value: Any = None
+    timestamp: Any = None
+    step: Any = None
+
+
+class LogParam(RunRef, KeyValue):
+    pass
+
 
 # Non-finite values go out as these strings (the contract's rule), finite ones as numbers.
 MetricValue = float | Literal["NaN", "Infinity", "-Infinity"]
@@ -112,6 +230,8 @@ class MlflowRunMetricHistory(BaseModel):
     metrics: list[MlflowRunMetric]
 
 
-def documented(model: type[BaseModel]) -> dict[int | str, dict[str, object]]:
-    """`responses=` for a route whose 200 body is `model` (documentation only)."""
-    return {200: {"model": model, "description": "as in MLflow's REST reference"}}
+def documented(model: type[BaseModel]) -> dict[str, Any]:
+    """A route's arguments for a 200 body documented as `model`, not validated: the
+    routes build MLflow's JSON themselves."""
+    responses = {200: {"model": model, "description": "as in MLflow's REST reference"}}
+    return {"response_model": None, "responses": responses}

@@ -48,6 +48,8 @@ _AND = re.compile(r"\s+AND\s+", re.IGNORECASE)
 # Far above any filter written by hand or by MLflow's clients; it bounds the work of
 # parsing a filter and of compiling its LIKE patterns.
 MAX_FILTER_LENGTH = 4096
+# The largest page of experiments or runs a search answers.
+SEARCH_MAX_RESULTS = 50_000
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from momentum.contract.metrics import MAX_STEP
 from service.db import transaction
 from service.models import Run, Series
 from service.storage.metrics import read_window
-
-MAX_STEP = 2**63 - 1
 
 
 def load_runs(session: Session, run_ids: Sequence[int]) -> dict[int, Run]:

@@ -17,9 +17,9 @@ from sqlalchemy.sql import ColumnElement
 
 from momentum.contract import TERMINAL_STATUSES, RunCreate, RunUpdate, Status
 from momentum.contract.common import INT64_MESSAGE, is_int64
-from service import events
+from service import events, indexed_params
 from service.errors import ApiError
-from service.models import OPTIMIZER_LENGTH, Job, Run, Series, utcnow
+from service.models import Job, Run, Series, utcnow
 
 # What a `param=name:value` filter compares with: one JSON scalar, or text.
 ParamValue = str | int | float | bool | None
@@ -49,26 +49,8 @@ SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
 
 
 def indexed_columns(params: dict[str, Any]) -> dict[str, Any]:
-    """The params that comparisons filter and group on, copied into indexed columns.
-
-    An optimizer name longer than its column is kept in params only (its column stays
-    null): PostgreSQL would refuse it where SQLite stores it, and a run must not be
-    refused for a long name. Grouping by optimizer falls back to params, so it still
-    groups; the `optimizer=` filter (at most as long as the column) cannot name it.
-    """
-
-    def number(value: Any) -> float | None:
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        return float(value) if is_number else None
-
-    optimizer = params.get("optimizer")
-    return {
-        "optimizer": optimizer
-        if isinstance(optimizer, str) and len(optimizer) <= OPTIMIZER_LENGTH
-        else None,
-        "momentum": number(params.get("momentum")),
-        "lr": number(params.get("lr")),
-    }
+    """The params that comparisons filter and group on, copied into indexed columns."""
+    return indexed_params.indexed_columns(params)
 
 
 def _status_times(run: Run, status: Status, now: datetime) -> None:

@@ -33,7 +33,6 @@ def create_sweep(
         name=body.name,
         base=body.base,
         grid=body.grid,
-        status=Status.queued.value,
         created_at=now,
         updated_at=now,
     )

@@ -1,0 +1,22 @@
+"""MLflow's tracking REST API (`/api/2.0/mlflow/...`) over the same storage as /api/v1.
+
+Existing MLflow code logs here after `MLFLOW_TRACKING_URI` points at the service; the
+shapes follow MLflow's REST reference, errors are MLflow's `{"error_code", "message"}`.
+The routes are thin: entities, parsing, search and the repeated-step rule live in
+service/mlflow/.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.mlflow import experiments, metrics, runs
+from service.mlflow.errors import ERROR_RESPONSES, MlflowError
+
+MLFLOW_PREFIX = "/api/2.0/mlflow"
+AJAX_PREFIX = "/ajax-api/2.0/mlflow"
+router = APIRouter(tags=["mlflow"], responses=ERROR_RESPONSES)
+for _resource in (experiments, runs, metrics):
+    router.include_router(_resource.router)
+
+__all__ = ["AJAX_PREFIX", "MLFLOW_PREFIX", "MlflowError", "router"]

@@ -1,0 +1,116 @@
+"""MLflow's runs: create, get, update, delete, search, and logging to one run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from momentum.contract import RunCreate
+from service.auth import CallerRole, Scope, requires
+from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.mlflow import entities
+from service.mlflow import runs as mlflow_runs
+from service.mlflow.errors import checked
+from service.mlflow.schemas import (
+    KeyValue,
+    LogBatch,
+    LogMetric,
+    LogParam,
+    MlflowEmpty,
+    MlflowRunFound,
+    MlflowRunPage,
+    MlflowRunUpdated,
+    RunCreateBody,
+    RunRef,
+    RunSearch,
+    RunUpdateBody,
+    documented,
+)
+from service.storage import runs as run_store
+
+router = APIRouter()
+READ, INGEST, ADMIN = requires(Scope.read), requires(Scope.ingest), requires(Scope.admin)
+# An MLflow run id in the query; the example names a run tests/test_fuzz.py makes.
+RunIdQuery = Annotated[str | None, Query(examples=["1"])]
+
+
+@router.post("/runs/create", dependencies=[INGEST], **documented(MlflowRunFound))
+def runs_create(body: RunCreateBody, session: WriteSessionDep) -> dict[str, Any]:
+    """Create a run in an experiment's project."""
+    experiment = entities.load_experiment(session, body.experiment_id)
+    tags = {tag.key: tag.value for tag in body.tags}
+    name = body.run_name or tags.get("mlflow.runName") or None
+    create = checked(RunCreate, name=name, project=experiment.project, tags=tags)
+    run, _ = run_store.create_run(session, create)
+    if body.start_time is not None:
+        run.started_at = entities.from_ms(body.start_time)
+    session.flush()
+    return {"run": entities.runs_json(session, [run])[0]}
+
+
+@router.get("/runs/get", dependencies=[READ], **documented(MlflowRunFound))
+def runs_get(
+    session: SessionDep, run_id: RunIdQuery = None, run_uuid: RunIdQuery = None
+) -> dict[str, Any]:
+    """One run with its latest metrics, params and tags."""
+    run = entities.load_run(session, run_id or run_uuid)
+    return {"run": entities.runs_json(session, [run])[0]}
+
+
+@router.post("/runs/update", dependencies=[INGEST], **documented(MlflowRunUpdated))
+def runs_update(body: RunUpdateBody, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
+    """Set a run's status, end time or name."""
+    run = entities.load_run(session, body.run_id or body.run_uuid)
+    mlflow_runs.check_writable(session, run, role)
+    mlflow_runs.update(session, run, body)
+    experiment = entities.experiment_ids_by_project(session, {run.project})
+    return {"run_info": entities.run_info(run, experiment.get(run.project, ""))}
+
+
+@router.post("/runs/delete", dependencies=[ADMIN], **documented(MlflowEmpty))
+def runs_delete(body: RunRef, session: WriteSessionDep) -> dict[str, Any]:
+    """Delete a run with all its metrics (for good: there is no restore)."""
+    session.delete(entities.load_run(session, body.run_id or body.run_uuid))
+    session.flush()
+    return {}
+
+
+@router.post("/runs/search", dependencies=[READ], **documented(MlflowRunPage))
+def runs_search(body: RunSearch, session: SessionDep) -> dict[str, Any]:
+    """Runs of experiments, filtered and ordered with MLflow's search syntax, paged."""
+    return mlflow_runs.search_runs(session, body)
+
+
+@router.post("/runs/log-batch", dependencies=[INGEST], **documented(MlflowEmpty))
+def runs_log_batch(
+    body: LogBatch, session: WriteSessionDep, settings: SettingsDep, role: CallerRole
+) -> dict[str, Any]:
+    """Metrics, params and tags of one run, atomically (repeated steps: see README)."""
+    keys = settings.max_keys_per_run
+    return mlflow_runs.log(session, body, body.metrics, body.params, body.tags, role, keys)
+
+
+@router.post("/runs/log-metric", dependencies=[INGEST], **documented(MlflowEmpty))
+def runs_log_metric(
+    body: LogMetric, session: WriteSessionDep, settings: SettingsDep, role: CallerRole
+) -> dict[str, Any]:
+    """One metric value (repeated steps: see README)."""
+    metric = {"key": body.key, "value": body.value, "timestamp": body.timestamp, "step": body.step}
+    return mlflow_runs.log(session, body, [metric], [], [], role, settings.max_keys_per_run)
+
+
+@router.post("/runs/log-parameter", dependencies=[INGEST], **documented(MlflowEmpty))
+def runs_log_parameter(
+    body: LogParam, session: WriteSessionDep, role: CallerRole
+) -> dict[str, Any]:
+    """One param; a param cannot change its value."""
+    param = KeyValue(key=body.key, value=body.value)
+    return mlflow_runs.log(session, body, [], [param], [], role)
+
+
+@router.post("/runs/set-tag", dependencies=[INGEST], **documented(MlflowEmpty))
+def runs_set_tag(body: LogParam, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
+    """Set one tag of a run."""
+    tag = KeyValue(key=body.key, value=body.value)
+    return mlflow_runs.log(session, body, [], [], [tag], role)
