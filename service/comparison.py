@@ -26,8 +26,8 @@ from momentum.contract.values import EncodedValue, encode_value
 from service.analysis import groups as group_math
 from service.analysis.smoothing import debiased_ema
 from service.analysis.summary import Mode, rank_key, speedup, summarize
+from service.domain_errors import InvalidQuery, NotFound
 from service.downsample import downsample_indices, encoded_values
-from service.errors import ApiError
 from service.models import Run
 from service.storage import compare as compare_store
 from service.storage.compare import MAX_STEP
@@ -44,14 +44,11 @@ _EMPTY = np.empty(0, dtype=[("step", "<i8"), ("value", "<f8"), ("wall_time", "<f
 
 
 def load_runs(session: Session, run_ids: Sequence[int]) -> list[Run]:
-    """The runs in the order asked; 404 naming every id that does not exist."""
+    """The runs in the order asked; NotFound naming every id that does not exist."""
     found = compare_store.load_runs(session, run_ids)
     missing = [run_id for run_id in run_ids if run_id not in found]
     if missing:
-        shown = ", ".join(str(run_id) for run_id in missing)
-        noun = "run" if len(missing) == 1 else "runs"
-        verb = "does" if len(missing) == 1 else "do"
-        raise ApiError(404, "not_found", f"{noun} {shown} {verb} not exist")
+        raise NotFound("run", *missing)
     return [found[run_id] for run_id in run_ids]
 
 
@@ -255,12 +252,8 @@ def group_runs(session: Session, runs: Sequence[Run], ask: GroupRequest) -> Grou
     values = {run.id: param_value(run, ask.by) for run in runs}
     if runs and all(value is None for value in values.values()):
         known = sorted({*INDEXED_PARAMS, *(name for run in runs for name in run.params)})
-        raise ApiError(
-            422,
-            "validation_error",
-            f"by: no run has a parameter {ask.by!r}; known here: {', '.join(known)}",
-            [{"loc": ["query", "by"], "msg": "unknown parameter", "type": "value_error"}],
-        )
+        message = f"by: no run has a parameter {ask.by!r}; known here: {', '.join(known)}"
+        raise InvalidQuery("by", "unknown parameter", message)
     curves = read_curves(session, runs, ask.key)
     members: dict[str, list[group_math.Member]] = {}
     shown: dict[str, Any] = {}

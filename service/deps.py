@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from service.db import transaction
-from service.errors import ApiError
+from service.errors import ApiError, invalid_field, unprocessable
 from service.settings import Settings
 
 
@@ -71,12 +71,7 @@ async def _page_window(
         return PageWindow(min(DEFAULT_PAGE_SIZE, largest), offset)
     if limit > largest:
         message = f"limit {limit} is over this server's page size of {largest}: page with offset"
-        raise ApiError(
-            422,
-            "validation_error",
-            message,
-            [{"loc": ["query", "limit"], "msg": message, "type": "less_than_equal"}],
-        )
+        raise invalid_field("query", "limit", message, message=message, kind="less_than_equal")
     return PageWindow(limit, offset)
 
 
@@ -112,12 +107,11 @@ async def reject_unknown_query(request: Request) -> None:
     unknown = sorted(set(request.query_params) - _query_names(route))
     if unknown:
         allowed = ", ".join(sorted(_query_names(route))) or "none"
-        raise ApiError(
-            422,
-            "unknown_query_parameter",
+        raise unprocessable(
             f"unknown query parameter(s): {', '.join(unknown)}; this route accepts: {allowed}",
             [
                 {"loc": ["query", name], "msg": "unknown parameter", "type": "extra_forbidden"}
                 for name in unknown
             ],
+            code="unknown_query_parameter",
         )

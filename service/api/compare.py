@@ -15,7 +15,7 @@ from service import comparison, export
 from service.auth import Scope, requires
 from service.deps import SessionDep, SettingsDep
 from service.downsample import points_budget
-from service.errors import ApiError
+from service.errors import ApiError, invalid_field
 from service.responses import FastJSONResponse
 
 router = APIRouter(tags=["compare"])
@@ -25,12 +25,7 @@ PARAM_NAME = r"^[A-Za-z0-9_\-.]{1,250}$"
 
 
 def _list_error(name: str, message: str) -> ApiError:
-    return ApiError(
-        422,
-        "validation_error",
-        f"{name}: {message}",
-        [{"loc": ["query", name], "msg": message, "type": "value_error"}],
-    )
+    return invalid_field("query", name, message)
 
 
 def parse_run_ids(raw: str, cap: int, name: str = "run_ids") -> list[int]:

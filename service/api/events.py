@@ -24,7 +24,7 @@ from service.api.compare import parse_run_ids
 from service.auth import Scope as AuthScope
 from service.auth import requires
 from service.db import transaction
-from service.errors import ApiError
+from service.errors import ApiError, invalid_field
 
 router = APIRouter(tags=["events"])
 
@@ -109,11 +109,9 @@ def _last_event_id(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise ApiError(
-            422,
-            "validation_error",
-            f"Last-Event-ID {raw[:30]!r} is not an event id (a non-negative integer)",
-            [{"loc": ["header", "Last-Event-ID"], "msg": "not an event id", "type": "int_type"}],
+        message = f"Last-Event-ID {raw[:30]!r} is not an event id (a non-negative integer)"
+        raise invalid_field(
+            "header", "Last-Event-ID", "not an event id", message=message, kind="int_type"
         )
     return int(raw)
 

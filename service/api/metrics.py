@@ -31,8 +31,9 @@ from service.api.runs import RunId, load_run
 from service.auth import CallerRole, Role, Scope, requires
 from service.db import GroupCommit, transaction
 from service.deps import SessionDep, SettingsDep
+from service.domain_errors import Forbidden, NotFound
 from service.downsample import Columns, downsample, encoded_values, points_budget
-from service.errors import ApiError, not_found, validation_error
+from service.errors import ApiError, unprocessable, validation_error
 from service.models import Run
 from service.responses import FastJSONResponse
 from service.storage import metrics as metric_store
@@ -94,10 +95,10 @@ def _group_commit(app: FastAPI) -> GroupCommit:
     return writer
 
 
-IngestWork = Callable[[Session], IngestOutcome | ApiError | None]
+IngestWork = Callable[[Session], IngestOutcome | Forbidden | None]
 
 
-def _store(app: FastAPI, work: IngestWork) -> IngestOutcome | ApiError | None:
+def _store(app: FastAPI, work: IngestWork) -> IngestOutcome | Forbidden | None:
     """PostgreSQL: a transaction of the request's own (row locks let them overlap)."""
     with transaction(app.state.sessions, write=True) as session:
         return work(session)
@@ -105,7 +106,7 @@ def _store(app: FastAPI, work: IngestWork) -> IngestOutcome | ApiError | None:
 
 def _ingest_if_allowed(
     session: Session, run_id: int, batch: metric_store.PreparedBatch, role: Role, max_keys: int
-) -> IngestOutcome | ApiError | None:
+) -> IngestOutcome | Forbidden | None:
     """The batch stored, or the worker token's refusal: returned, not raised, so that a
     refusal does not fail the other requests of its SQLite commit group."""
     if role is Role.worker:
@@ -134,10 +135,10 @@ async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint], role: Ro
             outcome = await run_in_threadpool(_store, app, work)
     except metric_store.TooManyKeys as exc:
         detail = [{"loc": ["points"], "msg": str(exc), "type": "too_many_keys"}]
-        raise ApiError(422, "too_many_keys", str(exc), detail) from None
+        raise unprocessable(str(exc), detail, code="too_many_keys") from None
     if outcome is None:
-        raise not_found("run", run_id)
-    if isinstance(outcome, ApiError):
+        raise NotFound("run", run_id)
+    if isinstance(outcome, Forbidden):
         raise outcome
     app.state.observability.points_ingested.inc(outcome.accepted)
     return IngestResult(run_id=run_id, accepted=outcome.accepted, keys=outcome.keys)
@@ -207,7 +208,7 @@ def read_history(
     load_run(session, run_id)
     series_id = metric_store.find_series_id(session, run_id, key)
     if series_id is None:
-        raise not_found(f"metric {key!r} of run", run_id)
+        raise NotFound(f"metric {key!r} of run", run_id)
     records = metric_store.read_columns(session, series_id, start_step, end_step)
     columns = Columns.from_records(records)
     shown = downsample(columns, budget)

@@ -25,7 +25,7 @@ from service.api.compare import PARAM_NAME, GridPoints, Key, ModeQuery, Threshol
 from service.auth import Scope, requires
 from service.db import transaction
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
-from service.errors import ApiError
+from service.errors import unprocessable
 from service.models import Sweep
 from service.storage import compare as compare_store
 from service.storage import sweeps as sweep_store
@@ -72,7 +72,7 @@ def _plan_sweep(body: SweepCreate, settings: SettingsDep) -> SweepPlan:
     try:
         combinations = expand_grid(body.base, body.grid, settings.max_grid_size)
     except GridError as exc:
-        raise ApiError(422, "validation_error", str(exc), exc.items) from None
+        raise unprocessable(str(exc), exc.items) from None
     return SweepPlan(body, combinations, body.max_attempts or settings.job_max_attempts)
 
 
