@@ -17,14 +17,8 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from momentum.contract import error_response
-from service.domain_errors import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    InvalidQuery,
-    LeaseNotHeld,
-    NotFound,
-)
+from service import domain_errors as domain
+from service.domain_errors import DomainError
 
 log = logging.getLogger(__name__)
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -67,18 +61,19 @@ def invalid_field(
 
 # The contract's status for each kind of domain error (service/domain_errors.py).
 _DOMAIN_STATUS: dict[type[DomainError], int] = {
-    NotFound: 404,
-    Conflict: 409,
-    LeaseNotHeld: 409,
-    Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.LeaseNotHeld: 409,
+    domain.Forbidden: 403,
 }
 
 
 def from_domain(exc: DomainError) -> ApiError:
     """The contract's answer to a domain error: its status, its code, its message."""
-    if isinstance(exc, InvalidQuery):
+    if isinstance(exc, domain.InvalidQuery):
         return invalid_field("query", exc.name, exc.msg, message=exc.message)
-    status = next(code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind))
+    # A kind not in the table yet is still the caller's request refused, never a 500.
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
     return ApiError(status, exc.code, exc.message)
 
 

@@ -152,7 +152,7 @@ def list_runs(
     )
     runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)
     items = to_public(session, runs)
-    return Page[RunPublic](items=items, total=total, limit=page.limit, offset=page.offset)
+    return page.of(items, total)
 
 
 @router.get("/{run_id}", response_model=RunPublic, dependencies=[requires(Scope.read)])
