@@ -31,14 +31,14 @@ from service.api import (
 from service.api import events as event_stream
 from service.api import mlflow as mlflow_api
 from service.auth import TokenGate, assert_every_api_route_guarded
-from service.db import make_engine, make_sessionmaker, transaction
-from service.deps import reject_unknown_query, require_current_schema
+from service.db import transaction
+from service.deps import attach_state, reject_unknown_query, require_current_schema
 from service.errors import install_error_handlers
 from service.limits import BodyLimits
-from service.migrate import SchemaGate
 from service.mlflow.errors import MLFLOW_PREFIXES, install_mlflow_error_shape
 from service.observability import Observability, RequestMetrics
 from service.settings import Settings
+from service.state import AppState
 from service.storage.leases import reap_lapsed_leases
 from service.storage.runs import fail_silent_runs
 
@@ -98,13 +98,12 @@ class _ReaperLog:
             log.exception("reaping silent runs and lapsed leases or pruning events failed")
 
 
-async def _reap_silent_runs(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
+async def _reap_silent_runs(state: AppState) -> None:
     reaper_log = _ReaperLog()
     while True:
-        await asyncio.sleep(settings.reaper_interval_s)
+        await asyncio.sleep(state.settings.reaper_interval_s)
         try:
-            pending = await to_thread.run_sync(_reap_once, app)
+            pending = await to_thread.run_sync(_reap_once, state)
         except Exception as exc:  # the reaper must outlive a database hiccup
             reaper_log.failed(exc)
             continue
@@ -114,13 +113,13 @@ async def _reap_silent_runs(app: FastAPI) -> None:
             reaper_log.waiting(pending)
 
 
-def _reap_once(app: FastAPI) -> str | None:
+def _reap_once(state: AppState) -> str | None:
     """One round; the reason instead while migrations are pending (there are no tables)."""
-    settings: Settings = app.state.settings
-    pending = app.state.schema_gate.pending()
+    settings = state.settings
+    pending = state.schema_gate.pending()
     if pending is not None:
         return pending
-    with transaction(app.state.sessions, write=True) as session:
+    with transaction(state.sessions, write=True) as session:
         fail_silent_runs(session, settings.run_heartbeat_timeout_s)
         reap_lapsed_leases(session)
         events.prune(session, settings.event_retention_s, settings.event_max_rows)
@@ -129,18 +128,18 @@ def _reap_once(app: FastAPI) -> str | None:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    engine = make_engine(app.state.settings)
-    app.state.engine = engine
-    app.state.sessions = make_sessionmaker(engine)
-    app.state.schema_gate = SchemaGate(engine)
-    reaper = asyncio.create_task(_reap_silent_runs(app))
+    # Read here, not in create_app: a test may hand a built app other settings first.
+    state = AppState.open(app.state.settings, app.state.observability)
+    attach_state(app, state)
+    reaper = asyncio.create_task(_reap_silent_runs(state))
     try:
         yield
     finally:
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
-        engine.dispose()
+        state.close()
+        attach_state(app, None)
 
 
 def _document_raw_bodies(app: FastAPI) -> None:
@@ -172,9 +171,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # request's Host header, which a client may forge. Such a path is a 404.
         redirect_slashes=False,
     )
+    # What the lifespan builds its AppState from (service/state.py).
     app.state.settings = settings
     app.state.observability = Observability()
     install_error_handlers(app)
+    _include_routes(app)
+    install_mlflow_error_shape(app)
+    _document_raw_bodies(app)
+    assert_every_api_route_guarded(app, API_PREFIX)
+    assert_every_api_route_guarded(app, mlflow_api.MLFLOW_PREFIX)
+    _add_middleware(app, settings)
+    return app
+
+
+def _include_routes(app: FastAPI) -> None:
     app.include_router(ops.open_router)
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
@@ -188,10 +198,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=schema,
         include_in_schema=False,
     )
-    install_mlflow_error_shape(app)
-    _document_raw_bodies(app)
-    assert_every_api_route_guarded(app, API_PREFIX)
-    assert_every_api_route_guarded(app, mlflow_api.MLFLOW_PREFIX)
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost last: the request metrics see every answer, the token gate's included."""
     app.add_middleware(
         BodyLimits,
         max_bytes=settings.max_body_bytes,
@@ -203,7 +213,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # role may not call the route) is answered from its headers, its body never read.
     app.add_middleware(TokenGate, settings=settings, router=app.router, guarded=GUARDED_PREFIXES)
     app.add_middleware(RequestMetrics, observability=app.state.observability)
-    return app
 
 
 def app_from_environment() -> FastAPI:

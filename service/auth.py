@@ -25,6 +25,7 @@ from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
+from service.deps import app_state
 from service.errors import ApiError
 from service.limits import reject
 from service.settings import Settings
@@ -109,7 +110,7 @@ def requires(scope: Scope, *, allow_query_token: bool = False) -> Any:
         presented = credentials.credentials if credentials else None
         if presented is None and allow_query_token:
             presented = request.query_params.get("token")
-        authorize(request.app.state.settings, presented, scope)
+        authorize(app_state(request.app).settings, presented, scope)
 
     _REQUIREMENTS[check] = Requirement(scope, allow_query_token)
     return Depends(check)
@@ -208,7 +209,7 @@ def caller_role(request: Request) -> Role:
     For routes whose rule depends on the role beyond the scope (see `service.storage.
     runs.worker_write_refusal`); `requires()` has already accepted the token.
     """
-    settings: Settings = request.app.state.settings
+    settings = app_state(request.app).settings
     if not settings.auth_enabled:
         return Role.full
     scheme, presented = get_authorization_scheme_param(request.headers.get("Authorization"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -26,9 +26,9 @@ from momentum.contract.metrics import MAX_STEP
 from momentum.contract.values import EncodedValue, encode_value
 from service.analysis import groups as group_math
 from service.analysis.smoothing import debiased_ema
-from service.analysis.summary import Mode, rank_key, speedup, summarize
+from service.analysis.summary import CurveSummary, Mode, rank_key, speedup, summarize
+from service.domain_errors import InvalidQuery, NotFound
 from service.downsample import downsample_indices, encoded_values
-from service.errors import ApiError
 from service.indexed_params import INDEXED_PARAMS
 from service.models import Run
 from service.storage import compare as compare_store
@@ -45,14 +45,11 @@ _EMPTY = np.empty(0, dtype=RECORD_DTYPE)
 
 
 def load_runs(session: Session, run_ids: Sequence[int]) -> list[Run]:
-    """The runs in the order asked; 404 naming every id that does not exist."""
+    """The runs in the order asked; NotFound naming every id that does not exist."""
     found = compare_store.load_runs(session, run_ids)
     missing = [run_id for run_id in run_ids if run_id not in found]
     if missing:
-        shown = ", ".join(str(run_id) for run_id in missing)
-        noun = "run" if len(missing) == 1 else "runs"
-        verb = "does" if len(missing) == 1 else "do"
-        raise ApiError(404, "not_found", f"{noun} {shown} {verb} not exist")
+        raise NotFound("run", *missing)
     return [found[run_id] for run_id in run_ids]
 
 
@@ -136,53 +133,49 @@ def _encoded(value: float | None) -> EncodedValue | None:
     return None if value is None else encode_value(value)
 
 
-def summarize_runs(
-    session: Session,
-    runs: Sequence[Run],
-    key: str,
-    mode: Mode,
-    threshold: float | None,
-    baseline: int | None,
-) -> CompareSummary:
-    curves = read_curves(session, runs, key)
+_COUNTS = ("points", "first_step", "last_step", "best_step", "steps_to_threshold")
+_VALUES = ("final", "best", "tail_mean", "auc")  # floats that may be NaN or ±Infinity
+
+
+def _run_summary(run: Run, summary: CurveSummary, base_steps: int | None) -> RunSummary:
+    fields: dict[str, Any] = {name: getattr(summary, name) for name in _COUNTS}
+    fields.update({name: _encoded(getattr(summary, name)) for name in _VALUES})
+    return RunSummary.model_validate(
+        {
+            **fields,
+            "run_id": run.id,
+            "run_name": run.name,
+            "diverged": run.diverged or summary.non_finite,
+            "speedup": speedup(base_steps, summary.steps_to_threshold),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class SummaryRequest:
+    key: str
+    mode: Mode = "min"
+    threshold: float | None = None
+    baseline: int | None = None  # the run speedups are relative to
+
+
+def summarize_runs(session: Session, runs: Sequence[Run], ask: SummaryRequest) -> CompareSummary:
+    curves = read_curves(session, runs, ask.key)
     summaries = {
-        run.id: summarize(curves[run.id]["step"], curves[run.id]["value"], mode, threshold)
+        run.id: summarize(curves[run.id]["step"], curves[run.id]["value"], ask.mode, ask.threshold)
         for run in runs
     }
-    base_steps = summaries[baseline].steps_to_threshold if baseline is not None else None
-    items = []
-    for run in runs:
-        s = summaries[run.id]
-        items.append(
-            RunSummary(
-                run_id=run.id,
-                run_name=run.name,
-                points=s.points,
-                first_step=s.first_step,
-                last_step=s.last_step,
-                final=_encoded(s.final),
-                best=_encoded(s.best),
-                best_step=s.best_step,
-                tail_mean=_encoded(s.tail_mean),
-                steps_to_threshold=s.steps_to_threshold,
-                auc=_encoded(s.auc),
-                diverged=run.diverged or s.non_finite,
-                speedup=speedup(base_steps, s.steps_to_threshold),
-            )
-        )
+    baseline = summaries[ask.baseline] if ask.baseline is not None else None
+    base_steps = baseline.steps_to_threshold if baseline is not None else None
+    items = [_run_summary(run, summaries[run.id], base_steps) for run in runs]
     diverged = {item.run_id: item.diverged for item in items}
     ranking = sorted(
         (run.id for run in runs),
-        key=lambda run_id: (*rank_key(summaries[run_id], diverged[run_id], mode), run_id),
+        key=lambda run_id: (*rank_key(summaries[run_id], diverged[run_id], ask.mode), run_id),
     )
-    return CompareSummary(
-        key=key,
-        mode=mode,
-        threshold=threshold,
-        baseline=baseline,
-        runs=items,
-        ranking=ranking,
-        criterion=_ranking_criterion(key, mode, threshold),
+    criterion = _ranking_criterion(ask.key, ask.mode, ask.threshold)
+    return CompareSummary.model_validate(
+        {**asdict(ask), "runs": items, "ranking": ranking, "criterion": criterion}
     )
 
 
@@ -256,12 +249,8 @@ def group_runs(session: Session, runs: Sequence[Run], ask: GroupRequest) -> Grou
     values = {run.id: param_value(run, ask.by) for run in runs}
     if runs and all(value is None for value in values.values()):
         known = sorted({*INDEXED_PARAMS, *(name for run in runs for name in run.params)})
-        raise ApiError(
-            422,
-            "validation_error",
-            f"by: no run has a parameter {ask.by!r}; known here: {', '.join(known)}",
-            [{"loc": ["query", "by"], "msg": "unknown parameter", "type": "value_error"}],
-        )
+        message = f"by: no run has a parameter {ask.by!r}; known here: {', '.join(known)}"
+        raise InvalidQuery("by", "unknown parameter", message)
     curves = read_curves(session, runs, ask.key)
     members: dict[str, list[group_math.Member]] = {}
     shown: dict[str, Any] = {}

@@ -127,6 +127,9 @@ def _writer_turn(session: Session, queue: bool) -> AbstractContextManager[Any]:
     return lock if lock is not None else nullcontext()
 
 
+WRITER_THREAD = "momentum-group-commit"
+
+
 class GroupCommit:
     """One writer thread that runs queued units of work together in one transaction
     (SQLite ingest: its single writer is the bottleneck either way).
@@ -147,39 +150,59 @@ class GroupCommit:
         self._factory = factory
         self._max_units = max_units
         self._idle_s = idle_s
-        self._queue: queue.SimpleQueue[_Unit[Any]] = queue.SimpleQueue()
+        # None is close()'s wake-up call: the thread may be waiting for a unit.
+        self._queue: queue.SimpleQueue[_Unit[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def submit(self, work: Callable[[Session], T]) -> Future[T]:
         unit: _Unit[T] = _Unit(work, Future())
-        self._queue.put(unit)
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the group-commit writer is closed (the app is stopping)")
+            self._queue.put(unit)
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._serve, name="momentum-group-commit", daemon=True
-                )
+                self._thread = threading.Thread(target=self._serve, name=WRITER_THREAD, daemon=True)
                 self._thread.start()
         return unit.future
 
+    def close(self) -> None:
+        """Run what is queued, then end the writer thread and wait for it: at the app's
+        shutdown, before its engine is disposed of under the thread's feet."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._queue.put(None)
+        if thread is not None:
+            thread.join()
+
     def _serve(self) -> None:
-        while True:
-            try:
-                units = [self._queue.get(timeout=self._idle_s)]
-            except queue.Empty:
-                with self._lock:  # exit only with nothing queued, or submit restarts us
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
-            while len(units) < self._max_units:
-                try:
-                    units.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if not self._run(units) and len(units) > 1:
+        while (units := self._take()) is not None:
+            if units and not self._run(units) and len(units) > 1:
                 for unit in units:
                     self._run([unit])
+
+    def _take(self) -> list[_Unit[Any]] | None:
+        """The next group of units (perhaps none); None once the thread should end: idle
+        for `idle_s` (a later submit starts another), or closed with nothing queued."""
+        try:  # once closed, what is queued is all there will be: no waiting
+            taken = [self._queue.get(block=not self._closed, timeout=self._idle_s)]
+        except queue.Empty:
+            taken = []
+        while len(taken) < self._max_units:
+            try:
+                taken.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        units = [unit for unit in taken if unit is not None]
+        if units:
+            return units
+        with self._lock:  # exit only with nothing queued, or submit restarts us
+            if self._queue.empty():
+                self._thread = None
+                return None
+        return []
 
     def _run(self, units: list[_Unit[Any]]) -> bool:
         """Run units in one transaction; False (futures untouched) if it failed and

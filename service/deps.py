@@ -4,18 +4,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from anyio import to_thread
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 
+from momentum.contract import Page
+from momentum.contract.metrics import MAX_STEP
 from service.db import transaction
-from service.errors import ApiError
+from service.errors import ApiError, invalid_field, unprocessable
 from service.models import MAX_ROW_ID
 from service.settings import Settings
+from service.state import AppState
+
+_STATE = "momentum"  # the attribute of `app.state` that holds the AppState
+
+
+def app_state(app: Starlette) -> AppState:
+    """The running app's typed state (service/state.py), set by its lifespan."""
+    state = getattr(app.state, _STATE, None)
+    if not isinstance(state, AppState):
+        raise RuntimeError("the app is not running: its lifespan has not started")
+    return state
+
+
+def attach_state(app: Starlette, state: AppState | None) -> None:
+    """For the lifespan: the state its app runs with (None once it has stopped)."""
+    setattr(app.state, _STATE, state)
+
 
 # No list is longer than there are row ids.
 MAX_OFFSET = MAX_ROW_ID
@@ -24,27 +45,32 @@ MAX_OFFSET = MAX_ROW_ID
 # Dependencies that only look at the request are `async def`: FastAPI runs a plain `def`
 # dependency in the thread pool, and each such hop costs more than the check itself.
 async def _settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return app_state(request.app).settings
+
+
+async def _state(request: Request) -> AppState:
+    return app_state(request.app)
 
 
 def _read_session(request: Request) -> Iterator[Session]:
-    with transaction(request.app.state.sessions, write=False) as session:
+    with transaction(app_state(request.app).sessions, write=False) as session:
         yield session
 
 
 def _write_session(request: Request) -> Iterator[Session]:
-    with transaction(request.app.state.sessions, write=True) as session:
+    with transaction(app_state(request.app).sessions, write=True) as session:
         yield session
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+StateDep = Annotated[AppState, Depends(_state)]
 
 
 async def require_current_schema(request: Request) -> None:
     """503 `migrations_pending` (naming the command) until the schema is at the code's
     head; without it each call on a fresh database failed with its own error. Once the
     schema is current this is a flag test, with no hop to the thread pool."""
-    gate = request.app.state.schema_gate
+    gate = app_state(request.app).schema_gate
     if gate.ready:
         return
     reason = await to_thread.run_sync(gate.pending)
@@ -52,13 +78,30 @@ async def require_current_schema(request: Request) -> None:
         raise ApiError(503, "migrations_pending", reason, headers={"Retry-After": "5"})
 
 
+# Reads of series: a step range, and how many points a series may come back as.
+Step = Annotated[int, Query(ge=0, le=MAX_STEP)]
+MaxPoints = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=10_000_000,
+        description="Downsample each series to at most this many (default and largest: "
+        "see README).",
+    ),
+]
+
 DEFAULT_PAGE_SIZE = 50
+Listed = TypeVar("Listed", bound=BaseModel)
 
 
 @dataclass(frozen=True)
 class PageWindow:
     limit: int
     offset: int
+
+    def of(self, items: list[Listed], total: int) -> Page[Listed]:
+        """The contract's list envelope for this window's `items` of `total`."""
+        return Page[Listed](items=items, total=total, limit=self.limit, offset=self.offset)
 
 
 async def _page_window(
@@ -70,17 +113,12 @@ async def _page_window(
 ) -> PageWindow:
     """The contract's pagination (at most 1000 a page), or less by MOMENTUM_MAX_PAGE_SIZE:
     a larger `limit` is a 422, not silently fewer items than asked for."""
-    largest = request.app.state.settings.max_page_size
+    largest = app_state(request.app).settings.max_page_size
     if limit is None:
         return PageWindow(min(DEFAULT_PAGE_SIZE, largest), offset)
     if limit > largest:
         message = f"limit {limit} is over this server's page size of {largest}: page with offset"
-        raise ApiError(
-            422,
-            "validation_error",
-            message,
-            [{"loc": ["query", "limit"], "msg": message, "type": "less_than_equal"}],
-        )
+        raise invalid_field("query", "limit", message, message=message, kind="less_than_equal")
     return PageWindow(limit, offset)
 
 
@@ -116,12 +154,11 @@ async def reject_unknown_query(request: Request) -> None:
     unknown = sorted(set(request.query_params) - _query_names(route))
     if unknown:
         allowed = ", ".join(sorted(_query_names(route))) or "none"
-        raise ApiError(
-            422,
-            "unknown_query_parameter",
+        raise unprocessable(
             f"unknown query parameter(s): {', '.join(unknown)}; this route accepts: {allowed}",
             [
                 {"loc": ["query", name], "msg": "unknown parameter", "type": "extra_forbidden"}
                 for name in unknown
             ],
+            code="unknown_query_parameter",
         )

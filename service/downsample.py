@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from momentum.contract.values import EncodedValue, encode_value
-from service.errors import ApiError
+from service.errors import invalid_field
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,7 @@ def points_budget(asked: int | None, default: int, cap: int) -> int:
             f"max_points {asked} is over MOMENTUM_MAX_POINTS_PER_READ ({cap}); ask for "
             "fewer, read a step range (start_step, end_step) or use export.csv"
         )
-        detail = [{"loc": ["query", "max_points"], "msg": message, "type": "less_than_equal"}]
-        raise ApiError(422, "validation_error", f"max_points: {message}", detail)
+        raise invalid_field("query", "max_points", message, kind="less_than_equal")
     return asked
 
 

@@ -17,6 +17,8 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from momentum.contract import error_response
+from service import domain_errors as domain
+from service.domain_errors import DomainError
 
 log = logging.getLogger(__name__)
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -41,18 +43,43 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def not_found(what: str, ident: object) -> ApiError:
-    return ApiError(404, "not_found", f"{what} {ident} does not exist")
+def unprocessable(
+    message: str, detail: list[dict[str, Any]] | None = None, *, code: str = "validation_error"
+) -> ApiError:
+    """Every hand-made 422 (the contract's `validation_error` unless `code` says otherwise)."""
+    return ApiError(422, code, message, detail)
 
 
-def _json_error(
-    status_code: int,
-    code: str,
-    message: str,
-    detail: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(error_response(code, message, detail), status_code, headers=headers)
+def invalid_field(
+    where: str, name: str, msg: str, *, message: str | None = None, kind: str = "value_error"
+) -> ApiError:
+    """A 422 about one field, located as [where, name] (`query`, `header`); its message
+    is `name: msg` unless given."""
+    detail = [{"loc": [where, name], "msg": msg, "type": kind}]
+    return unprocessable(message or f"{name}: {msg}", detail)
+
+
+# The contract's status for each kind of domain error (service/domain_errors.py).
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.LeaseNotHeld: 409,
+    domain.Forbidden: 403,
+}
+
+
+def from_domain(exc: DomainError) -> ApiError:
+    """The contract's answer to a domain error: its status, its code, its message."""
+    if isinstance(exc, domain.InvalidQuery):
+        return invalid_field("query", exc.name, exc.msg, message=exc.message)
+    # A kind not in the table yet is still the caller's request refused, never a 500.
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+    return ApiError(status, exc.code, exc.message)
+
+
+def _json_error(exc: ApiError) -> JSONResponse:
+    body = error_response(exc.code, exc.message, exc.detail)
+    return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
 def _validation_items(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -75,7 +102,12 @@ def _summary(items: list[dict[str, Any]]) -> str:
 
 async def _on_api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return _json_error(exc.status_code, exc.code, exc.message, exc.detail, exc.headers)
+    return _json_error(exc)
+
+
+async def _on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return _json_error(from_domain(exc))
 
 
 def validation_error(errors: Sequence[Any]) -> ApiError:
@@ -83,7 +115,7 @@ def validation_error(errors: Sequence[Any]) -> ApiError:
     items = _validation_items(errors)
     if any(item["type"] == "json_invalid" for item in items):
         return ApiError(400, "invalid_json", "the request body is not valid JSON", items)
-    return ApiError(422, "validation_error", _summary(items), items)
+    return unprocessable(_summary(items), items)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -111,12 +143,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
         allowed = allowed_methods(request)
         headers["Allow"] = ", ".join(allowed)
         message = f"{request.method} is not allowed here; this path accepts {headers['Allow']}"
-    return _json_error(exc.status_code, code, message, headers=headers or None)
+    return _json_error(ApiError(exc.status_code, code, message, headers=headers or None))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _json_error(500, "internal_error", "the server failed; the request was not applied")
+    message = "the server failed; the request was not applied"
+    return _json_error(ApiError(500, "internal_error", message))
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -125,7 +158,7 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResp
     # began), and the same request will succeed later.
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     message = "the database is unavailable right now; nothing was applied, retry shortly"
-    return _json_error(503, "database_unavailable", message, headers={"Retry-After": "1"})
+    return _json_error(ApiError(503, "database_unavailable", message, headers={"Retry-After": "1"}))
 
 
 async def _on_client_gone(request: Request, exc: Exception) -> JSONResponse:
@@ -133,12 +166,13 @@ async def _on_client_gone(request: Request, exc: Exception) -> JSONResponse:
     # nothing was applied, and no one is left to read this answer.
     log.info("client disconnected before its body arrived: %s %s", request.method, request.url.path)
     message = "the client disconnected before the request body arrived; nothing was applied"
-    return _json_error(400, "client_disconnected", message)
+    return _json_error(ApiError(400, "client_disconnected", message))
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(OperationalError, _on_database_unavailable)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from service.deps import app_state
 from tests.factories import log_points, make_run
 
 API = "/api/v1"
@@ -28,7 +29,7 @@ def _export(client: TestClient, run_id: int) -> tuple[list[str], int, float]:
         nonlocal transactions
         transactions += 1
 
-    sessions = client.app.state.sessions  # type: ignore[attr-defined]
+    sessions = app_state(client.app).sessions
     event.listen(sessions, "after_begin", count)
     try:
         began = time.perf_counter()

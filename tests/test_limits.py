@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine
 
 from service import Settings, create_app
+from service.deps import app_state
 from tests.support import ServerProcess
 from tests.test_bad_input import assert_error_shape, snapshot
 from tests.test_mlflow_api import assert_mlflow_error
@@ -292,7 +293,7 @@ def _mlflow_metric(step: int) -> object:
 def test_no_free_pooled_connection_is_a_retryable_503(settings: Settings) -> None:
     small_pool = {"pool_size": 1, "pool_max_overflow": 0, "pool_timeout_s": 0.2}
     with TestClient(create_app(settings.model_copy(update=small_pool))) as http:
-        with http.app.state.engine.connect():  # type: ignore[attr-defined]
+        with app_state(http.app).engine.connect():
             busy = http.get(f"{API}/runs")
         assert_error_shape(busy, 503, "database_unavailable")
         assert busy.headers["retry-after"] == "1"

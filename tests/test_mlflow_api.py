@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from service import Settings, create_app
+from service.deps import app_state
 from service.mlflow import entities as mlflow_entities
 from tests.test_bad_input import assert_error_shape, assert_mlflow_error, snapshot
 
@@ -266,7 +267,7 @@ def test_every_kind_of_failure_comes_in_mlflows_shape_on_its_routes(
             assert_mlflow_error(http.get(f"{prefix}/no-such-route"), 404, "ENDPOINT_NOT_FOUND")
             missing_run = http.get(f"{prefix}/runs/get", params={"run_id": "999"})
             assert_mlflow_error(missing_run, 404, "RESOURCE_DOES_NOT_EXIST")
-            with http.app.state.engine.connect():  # type: ignore[attr-defined]
+            with app_state(http.app).engine.connect():
                 busy = http.get(f"{prefix}/runs/get", params={"run_id": run_id})
             assert_mlflow_error(busy, 503, "TEMPORARILY_UNAVAILABLE")
             assert busy.headers["retry-after"] == "1"
@@ -277,7 +278,7 @@ def test_every_kind_of_failure_comes_in_mlflows_shape_on_its_routes(
         assert_error_shape(too_large, 413, "body_too_large")
         assert_error_shape(http.get("/api/v1/no-such-route"), 404, "not_found")
         assert_error_shape(http.put(f"/api/v1/runs/{run_id}"), 405, "method_not_allowed")
-        with http.app.state.engine.connect():  # type: ignore[attr-defined]
+        with app_state(http.app).engine.connect():
             assert_error_shape(http.get("/api/v1/runs"), 503, "database_unavailable")
 
     def broken(*_args: Any) -> Any:

@@ -2,36 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 
 from momentum.contract import CompareResult, CompareSummary, GroupComparison
 from momentum.contract.common import METRIC_KEY_RE
 from momentum.contract.compare import Mode, XAxis
 from momentum.contract.metrics import MAX_STEP
 from service import comparison, export
+from service.api.fast import fast_read
 from service.auth import Scope, requires
-from service.deps import SessionDep, SettingsDep
+from service.deps import MaxPoints, SessionDep, SettingsDep, Step, app_state
 from service.downsample import points_budget
-from service.errors import ApiError
+from service.errors import ApiError, invalid_field
 from service.models import MAX_ROW_ID
 from service.responses import FastJSONResponse
 
 router = APIRouter(tags=["compare"])
 
+F = TypeVar("F", bound=Callable[..., Any])
 MAX_KEYS = 50
 PARAM_NAME = r"^[A-Za-z0-9_\-.]{1,250}$"
 
 
 def _list_error(name: str, message: str) -> ApiError:
-    return ApiError(
-        422,
-        "validation_error",
-        f"{name}: {message}",
-        [{"loc": ["query", name], "msg": message, "type": "value_error"}],
-    )
+    return invalid_field("query", name, message)
 
 
 def parse_run_ids(raw: str, cap: int, name: str = "run_ids") -> list[int]:
@@ -68,7 +67,7 @@ async def _run_ids(
     request: Request,
     run_ids: Annotated[str, Query(max_length=20_000, description="Comma-separated: 1,2,3")],
 ) -> list[int]:
-    return parse_run_ids(run_ids, request.app.state.settings.max_compare_runs)
+    return parse_run_ids(run_ids, app_state(request.app).settings.max_compare_runs)
 
 
 RunIds = Annotated[list[int], Depends(_run_ids)]
@@ -85,12 +84,7 @@ GridPoints = Annotated[
 ]
 
 
-@router.get(
-    "/compare",
-    response_model=CompareResult,
-    dependencies=[requires(Scope.read)],
-    response_class=FastJSONResponse,
-)
+@fast_read(router, "/compare", CompareResult)
 def compare(
     session: SessionDep,
     settings: SettingsDep,
@@ -100,16 +94,9 @@ def compare(
     smoothing: Annotated[
         float | None, Query(ge=0, lt=1, description="Debiased EMA weight, as TensorBoard's.")
     ] = None,
-    max_points: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=10_000_000,
-            description="Downsample each series to this (default and largest: see README).",
-        ),
-    ] = None,
-    start_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
-    end_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = MAX_STEP,
+    max_points: MaxPoints = None,
+    start_step: Step = 0,
+    end_step: Step = MAX_STEP,
 ) -> Response:
     """Series of several runs, each on its own steps; smoothed at full resolution."""
     budget = points_budget(
@@ -127,7 +114,12 @@ def compare(
     return FastJSONResponse(comparison.compare_curves(session, runs, ask))
 
 
-@router.get("/compare/summary", response_model=CompareSummary, dependencies=[requires(Scope.read)])
+def _analysis(name: str, model: type[BaseModel]) -> Callable[[F], F]:
+    """GET /compare/<name>: an analysis of the runs' `key` series, answered as `model`."""
+    return router.get(f"/compare/{name}", response_model=model, dependencies=[requires(Scope.read)])
+
+
+@_analysis("summary", CompareSummary)
 def compare_summary(
     session: SessionDep,
     run_ids: RunIds,
@@ -142,10 +134,11 @@ def compare_summary(
     if baseline is not None and baseline not in run_ids:
         raise _list_error("baseline", f"run {baseline} is not among run_ids; add it there")
     runs = comparison.load_runs(session, run_ids)
-    return comparison.summarize_runs(session, runs, key, mode, threshold, baseline)
+    ask = comparison.SummaryRequest(key, mode, threshold, baseline)
+    return comparison.summarize_runs(session, runs, ask)
 
 
-@router.get("/compare/groups", response_model=GroupComparison, dependencies=[requires(Scope.read)])
+@_analysis("groups", GroupComparison)
 def compare_groups(
     session: SessionDep,
     run_ids: RunIds,
@@ -180,7 +173,7 @@ def export_csv(
     chosen = parse_keys(keys) if keys is not None else None
     plan = export.plan(session, runs, chosen)
     return StreamingResponse(
-        export.stream_csv(request.app.state.sessions, plan),
+        export.stream_csv(app_state(request.app).sessions, plan),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="momentum-export.csv"'},
     )

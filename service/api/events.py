@@ -15,7 +15,7 @@ from typing import Annotated
 
 import orjson
 from anyio import to_thread
-from fastapi import APIRouter, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -24,48 +24,45 @@ from service.api.compare import parse_run_ids
 from service.auth import Scope as AuthScope
 from service.auth import requires
 from service.db import transaction
-from service.errors import ApiError
+from service.deps import app_state
+from service.errors import ApiError, invalid_field
+from service.state import AppState
 
 router = APIRouter(tags=["events"])
 
 BATCH = 500
 KEEPALIVE_S = 15.0
 RETRY_MS = 1000
-STREAMS = "event_streams"  # app.state counter of open streams in this process
 
 
 class EventStreamResponse(StreamingResponse):
     """Holds one of the process's stream slots until the response is over, however it
     ends (finished, client gone, server stopping)."""
 
-    def __init__(self, app: FastAPI, content: AsyncIterator[bytes]) -> None:
+    def __init__(self, state: AppState, content: AsyncIterator[bytes]) -> None:
         super().__init__(
             content,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-        self.app = app
-        setattr(app.state, STREAMS, open_streams(app) + 1)
+        self.state = state
+        state.open_event_streams += 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            setattr(self.app.state, STREAMS, open_streams(self.app) - 1)
-
-
-def open_streams(app: FastAPI) -> int:
-    return int(getattr(app.state, STREAMS, 0))
+            self.state.open_event_streams -= 1
 
 
 def format_event(event_id: int, kind: str, data: object) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, kind.encode(), orjson.dumps(data))
 
 
-def _start_position(app: FastAPI, last_event_id: int | None) -> tuple[int, bool]:
+def _start_position(state: AppState, last_event_id: int | None) -> tuple[int, bool]:
     """Where the stream starts, and whether the client must reload everything: the
     events it missed were pruned, or its id comes from another database."""
-    with transaction(app.state.sessions, write=False) as session:
+    with transaction(state.sessions, write=False) as session:
         latest = events.latest_id(session)
         if last_event_id is None:
             return latest, False
@@ -75,17 +72,17 @@ def _start_position(app: FastAPI, last_event_id: int | None) -> tuple[int, bool]
     return (latest, True) if ahead or pruned else (last_event_id, False)
 
 
-def _read(app: FastAPI, after: int, run_ids: list[int] | None) -> events.Batch:
-    with transaction(app.state.sessions, write=False) as session:
+def _read(state: AppState, after: int, run_ids: list[int] | None) -> events.Batch:
+    with transaction(state.sessions, write=False) as session:
         return events.read_after(session, after, run_ids, BATCH)
 
 
 async def _stream(
     request: Request, last_event_id: int | None, run_ids: list[int] | None
 ) -> AsyncIterator[bytes]:
-    app: FastAPI = request.app
-    settings = app.state.settings
-    position, reset = await to_thread.run_sync(_start_position, app, last_event_id)
+    state = app_state(request.app)
+    settings = state.settings
+    position, reset = await to_thread.run_sync(_start_position, state, last_event_id)
     yield b"retry: %d\n\n" % RETRY_MS
     if reset:
         yield format_event(position, "reset", {"reason": "events since your last id are gone"})
@@ -93,7 +90,7 @@ async def _stream(
     while time.monotonic() - started < settings.event_stream_max_s:
         if await request.is_disconnected():
             return
-        batch = await to_thread.run_sync(_read, app, position, run_ids)
+        batch = await to_thread.run_sync(_read, state, position, run_ids)
         position = batch.position
         if batch.events:
             yield b"".join(format_event(e.id, e.kind, e.payload) for e in batch.events)
@@ -109,11 +106,9 @@ def _last_event_id(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise ApiError(
-            422,
-            "validation_error",
-            f"Last-Event-ID {raw[:30]!r} is not an event id (a non-negative integer)",
-            [{"loc": ["header", "Last-Event-ID"], "msg": "not an event id", "type": "int_type"}],
+        message = f"Last-Event-ID {raw[:30]!r} is not an event id (a non-negative integer)"
+        raise invalid_field(
+            "header", "Last-Event-ID", "not an event id", message=message, kind="int_type"
         )
     return int(raw)
 
@@ -141,11 +136,11 @@ async def stream_events(
 
     Each event has an `id:`; reconnecting with `Last-Event-ID` resumes after it. A
     `reset` event means the missed events are gone: reload, then keep listening."""
-    app: FastAPI = request.app
-    settings = app.state.settings
+    state = app_state(request.app)
+    settings = state.settings
     wanted = parse_run_ids(run_ids, settings.max_compare_runs) if run_ids is not None else None
     resume_from = _last_event_id(last_event_id)
-    if open_streams(app) >= settings.max_event_streams:
+    if state.open_event_streams >= settings.max_event_streams:
         raise ApiError(
             503,
             "too_many_streams",
@@ -153,4 +148,4 @@ async def stream_events(
             "(MOMENTUM_MAX_EVENT_STREAMS); try again later",
             headers={"Retry-After": "5"},
         )
-    return EventStreamResponse(app, _stream(request, resume_from, wanted))
+    return EventStreamResponse(state, _stream(request, resume_from, wanted))

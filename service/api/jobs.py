@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query
 
@@ -18,6 +19,9 @@ JobId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The job's id.")]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorResponse, "description": "The job's status does not allow it."}
 }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def to_public(jobs: list[Job]) -> list[JobPublic]:
@@ -45,7 +49,7 @@ def list_jobs(
 ) -> Page[JobPublic]:
     """List jobs, newest first, filtered by status and sweep."""
     jobs, total = job_store.list_jobs(session, status, sweep_id, page.limit, page.offset)
-    return Page[JobPublic](items=to_public(jobs), total=total, limit=page.limit, offset=page.offset)
+    return page.of(to_public(jobs), total)
 
 
 # `:int` so that GET /jobs/claim is the claim route's 405 (Allow: POST), not a bad job id.
@@ -55,24 +59,24 @@ def get_job(job_id: JobId, session: SessionDep) -> JobPublic:
     return to_public([job_store.get_job(session, job_id)])[0]
 
 
-@router.post(
-    "/{job_id}/cancel",
-    response_model=JobPublic,
-    dependencies=[requires(Scope.admin)],
-    responses=CONFLICT,
-)
+def _job_action(name: str) -> Callable[[F], F]:
+    """An admin's POST /jobs/{id}/<name>: the job, or 409 if its status does not allow it."""
+    return router.post(
+        f"/{{job_id}}/{name}",
+        response_model=JobPublic,
+        dependencies=[requires(Scope.admin)],
+        responses=CONFLICT,
+    )
+
+
+@_job_action("cancel")
 def cancel_job(job_id: JobId, session: WriteSessionDep) -> JobPublic:
     """Cancel: a queued job at once; a running one when its worker next heartbeats."""
     job = job_store.get_job(session, job_id, lock=True)
     return to_public([job_store.cancel_job(session, job)])[0]
 
 
-@router.post(
-    "/{job_id}/retry",
-    response_model=JobPublic,
-    dependencies=[requires(Scope.admin)],
-    responses=CONFLICT,
-)
+@_job_action("retry")
 def retry_job(job_id: JobId, session: WriteSessionDep, settings: SettingsDep) -> JobPublic:
     """Queue a failed or cancelled job again; its run restarts from step 0."""
     job = job_store.get_job(session, job_id, lock=True)

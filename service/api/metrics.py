@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -27,14 +26,17 @@ from momentum.contract import (
 from momentum.contract.common import METRIC_KEY_PATTERN
 from momentum.contract.metrics import MAX_STEP
 from momentum.contract.values import encode_value
+from service.api.fast import fast_read
 from service.api.runs import RunId, load_run
 from service.auth import CallerRole, Role, Scope, requires
-from service.db import GroupCommit, transaction
-from service.deps import SessionDep, SettingsDep
+from service.db import transaction
+from service.deps import MaxPoints, SessionDep, SettingsDep, StateDep, Step
+from service.domain_errors import Forbidden, NotFound
 from service.downsample import Columns, downsample, encoded_values, points_budget
-from service.errors import ApiError, not_found, validation_error
+from service.errors import ApiError, unprocessable, validation_error
 from service.models import Run
 from service.responses import FastJSONResponse
+from service.state import AppState
 from service.storage import metrics as metric_store
 from service.storage import runs as run_store
 from service.storage.metrics import IngestOutcome
@@ -81,31 +83,21 @@ def parse_batch(body: bytes, max_points: int) -> list[MetricPoint]:
     return points
 
 
-_GROUP_COMMIT = threading.Lock()
 _PREPARE_INLINE = 2_000  # points a batch may have to be prepared on the event loop
 
 
-def _group_commit(app: FastAPI) -> GroupCommit:
-    """The app's SQLite ingest writer (service/db.py), made on first use."""
-    with _GROUP_COMMIT:
-        writer: GroupCommit | None = getattr(app.state, "ingest_group_commit", None)
-        if writer is None:
-            writer = app.state.ingest_group_commit = GroupCommit(app.state.sessions)
-    return writer
+IngestWork = Callable[[Session], IngestOutcome | Forbidden | None]
 
 
-IngestWork = Callable[[Session], IngestOutcome | ApiError | None]
-
-
-def _store(app: FastAPI, work: IngestWork) -> IngestOutcome | ApiError | None:
+def _store(state: AppState, work: IngestWork) -> IngestOutcome | Forbidden | None:
     """PostgreSQL: a transaction of the request's own (row locks let them overlap)."""
-    with transaction(app.state.sessions, write=True) as session:
+    with transaction(state.sessions, write=True) as session:
         return work(session)
 
 
 def _ingest_if_allowed(
     session: Session, run_id: int, batch: metric_store.PreparedBatch, role: Role, max_keys: int
-) -> IngestOutcome | ApiError | None:
+) -> IngestOutcome | Forbidden | None:
     """The batch stored, or the worker token's refusal: returned, not raised, so that a
     refusal does not fail the other requests of its SQLite commit group."""
     if role is Role.worker:
@@ -116,30 +108,32 @@ def _ingest_if_allowed(
     return metric_store.ingest_prepared(session, run_id, batch, max_keys)
 
 
-async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint], role: Role) -> IngestResult:
+async def _ingest(
+    state: AppState, run_id: int, points: list[MetricPoint], role: Role
+) -> IngestResult:
     if len(points) > _PREPARE_INLINE:
         batch = await run_in_threadpool(metric_store.prepare, points, time.time())
     else:  # a few hundred µs: less than the hop to a thread and back
         batch = metric_store.prepare(points, time.time())
-    max_keys = app.state.settings.max_keys_per_run
+    max_keys = state.settings.max_keys_per_run
     work = functools.partial(
         _ingest_if_allowed, run_id=run_id, batch=batch, role=role, max_keys=max_keys
     )
     try:
         if len(batch.records) > max_keys:  # over the limit whatever the run holds
             raise metric_store.TooManyKeys(run_id, len(batch.records), max_keys)
-        if app.state.settings.is_sqlite:
-            outcome = await asyncio.wrap_future(_group_commit(app).submit(work))
+        if state.ingest_writer is not None:  # SQLite (service/state.py)
+            outcome = await asyncio.wrap_future(state.ingest_writer.submit(work))
         else:
-            outcome = await run_in_threadpool(_store, app, work)
+            outcome = await run_in_threadpool(_store, state, work)
     except metric_store.TooManyKeys as exc:
         detail = [{"loc": ["points"], "msg": str(exc), "type": "too_many_keys"}]
-        raise ApiError(422, "too_many_keys", str(exc), detail) from None
+        raise unprocessable(str(exc), detail, code="too_many_keys") from None
     if outcome is None:
-        raise not_found("run", run_id)
-    if isinstance(outcome, ApiError):
+        raise NotFound("run", run_id)
+    if isinstance(outcome, Forbidden):
         raise outcome
-    app.state.observability.points_ingested.inc(outcome.accepted)
+    state.observability.points_ingested.inc(outcome.accepted)
     return IngestResult(run_id=run_id, accepted=outcome.accepted, keys=outcome.keys)
 
 
@@ -154,11 +148,11 @@ async def _ingest(app: FastAPI, run_id: int, points: list[MetricPoint], role: Ro
     },
 )
 async def ingest_points(
-    run_id: RunId, request: Request, settings: SettingsDep, role: CallerRole
+    run_id: RunId, request: Request, state: StateDep, role: CallerRole
 ) -> IngestResult:
     """Store a batch atomically; (key, step) upserts, so a resent batch never duplicates."""
-    points = parse_batch(await request.body(), settings.max_points_per_batch)
-    return await _ingest(request.app, run_id, points, role)
+    points = parse_batch(await request.body(), state.settings.max_points_per_batch)
+    return await _ingest(state, run_id, points, role)
 
 
 @router.get("", response_model=SeriesList, dependencies=[requires(Scope.read)])
@@ -178,27 +172,15 @@ def list_series(run_id: RunId, session: SessionDep) -> SeriesList:
     return SeriesList(run_id=run_id, items=items)
 
 
-@router.get(
-    "/{key:path}",
-    response_model=SeriesHistory,
-    dependencies=[requires(Scope.read)],
-    response_class=FastJSONResponse,
-)
+@fast_read(router, "/{key:path}", SeriesHistory)
 def read_history(
     run_id: RunId,
     key: Key,
     session: SessionDep,
     settings: SettingsDep,
-    start_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
-    end_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = MAX_STEP,
-    max_points: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=10_000_000,
-            description="Downsample to at most this many (default and largest: see README).",
-        ),
-    ] = None,
+    start_step: Step = 0,
+    end_step: Step = MAX_STEP,
+    max_points: MaxPoints = None,
 ) -> Response:
     """One series as columns, optionally a step range, downsampled keeping extremes."""
     budget = points_budget(
@@ -207,7 +189,7 @@ def read_history(
     load_run(session, run_id)
     series_id = metric_store.find_series_id(session, run_id, key)
     if series_id is None:
-        raise not_found(f"metric {key!r} of run", run_id)
+        raise NotFound(f"metric {key!r} of run", run_id)
     records = metric_store.read_columns(session, series_id, start_step, end_step)
     columns = Columns.from_records(records)
     shown = downsample(columns, budget)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 import momentum
 from momentum.contract import VersionInfo
 from service.auth import Scope, requires
-from service.deps import SessionDep
+from service.deps import SessionDep, app_state
 from service.migrate import current_revision, head_revision
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is at the migrations' head."""
     head = head_revision()
     try:
-        with request.app.state.engine.connect() as connection:
+        with app_state(request.app).engine.connect() as connection:
             connection.execute(text("SELECT 1"))
             current = current_revision(connection)
     except Exception:  # any driver error means not ready
@@ -49,7 +49,7 @@ def readyz(request: Request) -> JSONResponse:
 @open_router.get("/metrics", response_class=Response)
 def prometheus_metrics(request: Request) -> Response:
     """Prometheus text exposition of the service's own counters."""
-    registry = request.app.state.observability.registry
+    registry = app_state(request.app).observability.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -14,7 +14,8 @@ from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
 from service.auth import CallerRole, Role, Scope, requires
 from service.deps import PageDep, SessionDep, WriteSessionDep
-from service.errors import ApiError, not_found
+from service.domain_errors import NotFound
+from service.errors import invalid_field, unprocessable
 from service.models import MAX_ROW_ID, Run
 from service.storage import metrics as metric_store
 from service.storage import runs as run_store
@@ -29,7 +30,7 @@ Pair = Annotated[str, StringConstraints(pattern=r"^[^:\x00]+:[^\x00]*$", max_len
 def load_run(session: Session, run_id: int) -> Run:
     run = session.get(Run, run_id)
     if run is None:
-        raise not_found("run", run_id)
+        raise NotFound("run", run_id)
     return run
 
 
@@ -81,7 +82,7 @@ def _pairs(raw: list[str] | None, what: str) -> list[tuple[str, str]]:
     for item in raw or []:
         name, _, value = item.partition(":")
         if '"' in name:
-            raise ApiError(422, "validation_error", f"{what} names may not contain '\"': {name!r}")
+            raise unprocessable(f"{what} names may not contain '\"': {name!r}")
         pairs.append((name, value))
     return pairs
 
@@ -94,8 +95,7 @@ def _param_filters(raw: list[str] | None) -> list[tuple[str, run_store.ParamValu
             filters.append((name, run_store.param_filter_value(value)))
         except ValueError as exc:
             message = f"param {name}: {exc}"
-            detail = [{"loc": ["query", "param"], "msg": str(exc), "type": "value_error"}]
-            raise ApiError(422, "validation_error", message, detail) from None
+            raise invalid_field("query", "param", str(exc), message=message) from None
     return filters
 
 
@@ -152,7 +152,7 @@ def list_runs(
     )
     runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)
     items = to_public(session, runs)
-    return Page[RunPublic](items=items, total=total, limit=page.limit, offset=page.offset)
+    return page.of(items, total)
 
 
 @router.get("/{run_id}", response_model=RunPublic, dependencies=[requires(Scope.read)])

@@ -24,8 +24,8 @@ from service import comparison
 from service.api.compare import PARAM_NAME, GridPoints, Key, ModeQuery, Threshold
 from service.auth import Scope, requires
 from service.db import transaction
-from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
-from service.errors import ApiError
+from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep, app_state
+from service.errors import unprocessable
 from service.models import MAX_ROW_ID, Sweep
 from service.storage import compare as compare_store
 from service.storage import sweeps as sweep_store
@@ -72,7 +72,7 @@ def _plan_sweep(body: SweepCreate, settings: SettingsDep) -> SweepPlan:
     try:
         combinations = expand_grid(body.base, body.grid, settings.max_grid_size)
     except GridError as exc:
-        raise ApiError(422, "validation_error", str(exc), exc.items) from None
+        raise unprocessable(str(exc), exc.items) from None
     return SweepPlan(body, combinations, body.max_attempts or settings.job_max_attempts)
 
 
@@ -85,20 +85,16 @@ def create_sweep(plan: SweepPlanDep, request: Request) -> SweepPublic:
     # The transaction opens here, not as a WriteSessionDep: FastAPI solves every
     # dependency before it reports a body's validation errors, so a session dependency
     # would take the write lock for a body about to be refused.
-    with transaction(request.app.state.sessions, write=True) as session:
+    with transaction(app_state(request.app).sessions, write=True) as session:
         sweep = sweep_store.create_sweep(session, plan.body, plan.combinations, plan.max_attempts)
         return to_public(session, [sweep])[0]
 
 
 @router.get("", response_model=Page[SweepPublic], dependencies=[requires(Scope.read)])
-def list_sweeps(
-    session: SessionDep,
-    page: PageDep,
-) -> Page[SweepPublic]:
+def list_sweeps(session: SessionDep, page: PageDep) -> Page[SweepPublic]:
     """List sweeps, newest first, with their jobs' counts by status."""
     sweeps, total = sweep_store.list_sweeps(session, page.limit, page.offset)
-    items = to_public(session, sweeps)
-    return Page[SweepPublic](items=items, total=total, limit=page.limit, offset=page.offset)
+    return page.of(to_public(session, sweeps), total)
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, dependencies=[requires(Scope.read)])

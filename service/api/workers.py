@@ -92,11 +92,8 @@ def release_job(job_id: JobId, body: JobRelease, session: WriteSessionDep) -> Jo
 
 
 @router.get("", response_model=Page[WorkerPublic], dependencies=[requires(Scope.read)])
-def list_workers(
-    session: SessionDep,
-    page: PageDep,
-) -> Page[WorkerPublic]:
+def list_workers(session: SessionDep, page: PageDep) -> Page[WorkerPublic]:
     """Workers seen, most recent first, with their last contact and current job."""
     workers, total = leases.list_workers(session, page.limit, page.offset)
     items = [WorkerPublic.model_validate(worker) for worker in workers]
-    return Page[WorkerPublic](items=items, total=total, limit=page.limit, offset=page.offset)
+    return page.of(items, total)

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from momentum.contract import RunCreate, Status, TrainingConfig
-from service.errors import ApiError, not_found
+from service.domain_errors import Conflict, NotFound
 from service.models import Job, Run, Worker, utcnow
 from service.storage import runs as run_store
 
@@ -94,7 +94,7 @@ def get_job(session: Session, job_id: int, *, lock: bool = False) -> Job:
         statement = statement.with_for_update().execution_options(populate_existing=True)
     job = session.scalars(statement).one_or_none()
     if job is None:
-        raise not_found("job", job_id)
+        raise NotFound("job", job_id)
     return job
 
 
@@ -167,11 +167,7 @@ def request_cancel(session: Session, job: Job, now: datetime) -> bool:
 
 def cancel_job(session: Session, job: Job) -> Job:
     if not request_cancel(session, job, utcnow()):
-        raise ApiError(
-            409,
-            "conflict",
-            f"job {job.id} already ended ({job.status}); there is nothing to cancel",
-        )
+        raise Conflict(f"job {job.id} already ended ({job.status}); there is nothing to cancel")
     session.flush()
     return job
 
@@ -184,11 +180,8 @@ def retry_job(session: Session, job: Job, budget: int) -> Job:
     seed, upserts the same values over them.
     """
     if Status(job.status) not in RETRYABLE:
-        raise ApiError(
-            409,
-            "conflict",
-            f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried",
-        )
+        message = f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
+        raise Conflict(message)
     now = utcnow()
     job.max_attempts = job.attempts + budget
     job.cancel_requested = False

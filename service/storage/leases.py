@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from momentum.contract import Claim, JobComplete, JobFail, JobHeartbeat, Status
-from service.errors import ApiError
+from service.domain_errors import LeaseNotHeld
 from service.models import Job, Run, Worker, utcnow
 from service.storage.jobs import ensure_run, get_job, transition
 
@@ -77,7 +77,7 @@ def _saw_worker(session: Session, body: Claim, now: datetime, job_id: int | None
 
 
 def held_job(session: Session, job_id: int, token: str) -> Job:
-    """The job, locked, if `token` is its current lease; 409 otherwise (fencing)."""
+    """The job, locked, if `token` is its current lease; LeaseNotHeld otherwise (fencing)."""
     job = get_job(session, job_id, lock=True)
     current = job.lease_token
     if (
@@ -85,12 +85,7 @@ def held_job(session: Session, job_id: int, token: str) -> Job:
         or current is None
         or not hmac.compare_digest(current.encode(), token.encode())
     ):
-        raise ApiError(
-            409,
-            "lease_not_held",
-            f"the lease on job {job_id} is no longer held: it lapsed and the job was taken "
-            f"back, or the job ended (now {job.status}); stop working on it",
-        )
+        raise LeaseNotHeld(job_id, job.status)
     return job
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from momentum.contract import TERMINAL_STATUSES, RunCreate, RunUpdate, Status
 from momentum.contract.common import INT64_MESSAGE, is_int64
 from service import events, indexed_params
-from service.errors import ApiError
+from service.domain_errors import Forbidden
 from service.models import Job, Run, Series, utcnow
 
 # What a `param=name:value` filter compares with: one JSON scalar, or text.
@@ -131,8 +131,8 @@ _FULL_TOKEN_CAN = "the full token (MOMENTUM_TOKEN) can"
 
 def worker_write_refusal(
     session: Session, run: Run, params: dict[str, Any] | None = None
-) -> ApiError | None:
-    """Why the worker token may not write `run` now (a 403 to raise), or None if it may.
+) -> Forbidden | None:
+    """Why the worker token may not write `run` now (Forbidden, to raise), or None if it may.
 
     A run that belongs to a job: only while that job is running (a retried job's claim
     makes it running again). Any other run: only while it is not finished. `params`,
@@ -144,22 +144,19 @@ def worker_write_refusal(
         select(Job.id, Job.status).where(Job.run_id == run.id).order_by(Job.id.desc()).limit(1)
     ).first()
     if job is not None and job.status != Status.running:
-        return ApiError(
-            403,
+        return Forbidden(
             "run_closed",
             f"run {run.id} belongs to job {job.id}, which is {job.status}: the worker token "
             f"may write a job's run only while the job is running; {_FULL_TOKEN_CAN}",
         )
     if job is None and Status(run.status).is_terminal:
-        return ApiError(
-            403,
+        return Forbidden(
             "run_closed",
             f"run {run.id} is {run.status}: a finished run is read-only for the worker "
             f"token; {_FULL_TOKEN_CAN} write it (e.g. `momentum sync --token`)",
         )
     if params is not None and params != run.params and has_points(session, run.id):
-        return ApiError(
-            403,
+        return Forbidden(
             "params_frozen",
             f"run {run.id} already has points, so the worker token may not change its "
             f"params (they decide how it is compared); {_FULL_TOKEN_CAN}",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from momentum.contract import Status, SweepCreate, TrainingConfig
 from service import events
-from service.errors import ApiError, not_found
+from service.domain_errors import Conflict, NotFound
 from service.models import Job, Run, Sweep, Worker, utcnow
 from service.storage.jobs import JobSpec, create_job, request_cancel
 
@@ -54,7 +54,7 @@ def create_sweep(
 def get_sweep(session: Session, sweep_id: int) -> Sweep:
     sweep = session.get(Sweep, sweep_id)
     if sweep is None:
-        raise not_found("sweep", sweep_id)
+        raise NotFound("sweep", sweep_id)
     return sweep
 
 
@@ -113,9 +113,7 @@ def delete_sweep(session: Session, sweep: Sweep) -> None:
     running = [job for job in jobs if job.status == Status.running]
     if running:
         ids = ", ".join(str(job.id) for job in running)
-        raise ApiError(
-            409,
-            "conflict",
+        raise Conflict(
             f"sweep {sweep.id} has running jobs ({ids}): cancel it and wait for them to stop",
         )
     for job in jobs:  # the bulk DELETE below passes the ORM hook by
