@@ -20,6 +20,7 @@ from service import events
 from service.api import (
     compare,
     dashboard,
+    entry_points,
     jobs,
     metrics,
     operation_id,
@@ -63,6 +64,7 @@ def _api_router() -> APIRouter:
     api.include_router(workers.jobs_router)  # before jobs: /jobs/claim is no job id
     api.include_router(jobs.router)
     api.include_router(sweeps.router)
+    api.include_router(entry_points.router)
     api.include_router(compare.router)
     api.include_router(workers.router)
     api.include_router(ops.api_router)

@@ -37,6 +37,11 @@ JsonDocument = JSON().with_variant(JSONB(), "postgresql")
 OPTIMIZER_LENGTH = 64
 # The largest id a row can have: ids are INTEGER (32-bit signed) columns.
 MAX_ROW_ID = 2**31 - 1
+# The longest entry-point name (momentum.contract.entry_points.ENTRY_POINT_PATTERN).
+ENTRY_POINT_LENGTH = 100
+# A job's framework when it runs an entry point: not a Framework, so no claim's
+# `frameworks` can match it; such jobs are matched by entry point name and digest.
+ENTRY_POINT_FRAMEWORK = "entry_point"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -69,6 +74,8 @@ class Sweep(Base):
     name: Mapped[str] = mapped_column(String(250))
     base: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     grid: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    # A sweep of a registered entry point: base and grid are its params (else TrainingConfig's).
+    entry_point: Mapped[str | None] = mapped_column(String(ENTRY_POINT_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -194,8 +201,11 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(250))
+    # The built-in trainer's TrainingConfig; `{}` for an entry-point job (kept NOT NULL:
+    # loosening it would make SQLite copy the table, and dropping `jobs` cascades).
     config: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     status: Mapped[str] = mapped_column(String(16))
+    # ENTRY_POINT_FRAMEWORK for an entry-point job: no claim's frameworks ever name it.
     framework: Mapped[str] = mapped_column(String(32), default="torch")
     device: Mapped[str] = mapped_column(String(16), default="auto")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -215,10 +225,45 @@ class Job(Base):
     sweep_id: Mapped[int | None] = mapped_column(
         ForeignKey("sweeps.id", ondelete="CASCADE"), index=True
     )
+    # An entry-point job: the definition (name, digest) its params were checked against,
+    # and the full params; a claim must name the same name and digest.
+    entry_point: Mapped[str | None] = mapped_column(String(ENTRY_POINT_LENGTH))
+    entry_point_digest: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EntryPoint(Base):
+    """One registered definition of an entry point: (name, digest) is unique. The newest
+    registration of a name (`updated_at`, then id) is its current definition; older
+    digests stay, so jobs submitted under them keep their meaning."""
+
+    __tablename__ = "entry_points"
+    __table_args__ = (UniqueConstraint("name", "digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(ENTRY_POINT_LENGTH))
+    digest: Mapped[str] = mapped_column(String(64))
+    # EntryPointDefinition's JSON: command (shown, never run here), total_param, params.
+    definition: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntryPointWorker(Base):
+    """A worker that registered this definition (no foreign key to `workers`: a worker
+    registers at start, before its first claim creates its row)."""
+
+    __tablename__ = "entry_point_workers"
+
+    entry_point_id: Mapped[int] = mapped_column(
+        ForeignKey("entry_points.id", ondelete="CASCADE"), primary_key=True
+    )
+    worker_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Worker(Base):

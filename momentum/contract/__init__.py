@@ -28,9 +28,17 @@ from momentum.contract.compare import (
     RunSummary,
     Stat,
 )
+from momentum.contract.entry_points import (
+    EntryPointDefinition,
+    EntryPointPublic,
+    EntryPointRegistration,
+    ParamErrors,
+    ParamSpec,
+)
 from momentum.contract.jobs import (
     Claim,
     ClaimResponse,
+    EntryPointRef,
     JobComplete,
     JobCreate,
     JobFail,
@@ -62,6 +70,12 @@ from momentum.contract.training import TrainingConfig
 from momentum.contract.values import EncodedValue, MetricValue, decode_value, encode_value
 
 __all__ = [
+    "EntryPointDefinition",
+    "EntryPointPublic",
+    "EntryPointRef",
+    "EntryPointRegistration",
+    "ParamErrors",
+    "ParamSpec",
     "METRIC_KEY_RE",
     "TERMINAL_STATUSES",
     "BestSetting",

@@ -191,5 +191,9 @@ class EntryPointPublic(BaseModel):
     total_param: str | None
     params: dict[str, ParamSpec]
     workers: list[str] = Field(description="Workers that registered this definition.")
+    current: bool = Field(
+        default=False,
+        description="The name's newest registration: new jobs' params are checked against it.",
+    )
     registered_at: datetime
     updated_at: datetime

@@ -10,11 +10,18 @@ the outcome of a job someone else now owns.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, model_validator
 
 from momentum.contract.common import ContractModel, Name, Status, StorableJsonValue, Text
+from momentum.contract.entry_points import (
+    DIGEST_PATTERN,
+    MAX_PARAMS,
+    EntryPointName,
+    ParamName,
+    ParamValue,
+)
 from momentum.contract.metrics import MAX_STEP
 from momentum.contract.runs import Tags
 from momentum.contract.training import DeviceName, Framework, TrainingConfig
@@ -32,11 +39,37 @@ MaxAttempts = Annotated[
 
 
 class JobCreate(ContractModel):
-    config: TrainingConfig
+    """Exactly one of `config` (the built-in trainer) or `entry_point` (code declared on
+    a worker's machine, with `params` checked against its registered definition)."""
+
+    config: TrainingConfig | None = Field(default=None, description="The built-in trainer's.")
+    entry_point: EntryPointName | None = Field(
+        default=None, description="A registered entry point (GET /entry-points)."
+    )
+    params: dict[ParamName, ParamValue] = Field(
+        default_factory=dict,
+        max_length=MAX_PARAMS,
+        description="The entry point's params; the service fills in the defaults.",
+    )
     name: Name | None = Field(default=None, description="Defaults to `job-<id>`.")
     project: Name = Field(default="default", description="The project of the job's run.")
     tags: Tags = Field(default_factory=dict, description="Tags of the job's run.")
     max_attempts: MaxAttempts = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_work(self) -> Self:
+        if (self.config is None) == (self.entry_point is None):
+            raise ValueError("give exactly one of config (the built-in trainer) or entry_point")
+        if self.params and self.entry_point is None:
+            raise ValueError("params go with an entry_point; the built-in trainer takes config")
+        return self
+
+
+class EntryPointRef(ContractModel):
+    """An entry point as one worker has it: a job goes only where name and digest match."""
+
+    name: EntryPointName
+    digest: str = Field(pattern=DIGEST_PATTERN)
 
 
 class JobPublic(BaseModel):
@@ -47,7 +80,14 @@ class JobPublic(BaseModel):
     id: int
     name: str | None
     status: Status
-    config: TrainingConfig
+    config: TrainingConfig | None = Field(description="The built-in trainer's; or entry_point.")
+    entry_point: str | None = None
+    entry_point_digest: str | None = Field(
+        default=None, description="The definition the params were checked against."
+    )
+    params: dict[str, JsonValue] | None = Field(
+        default=None, description="An entry-point job's full params, defaults filled in."
+    )
     framework: str
     device: str
     attempts: int = Field(description="How many times the job was claimed.")
@@ -81,12 +121,23 @@ class Claim(ContractModel):
     frameworks: list[Framework] = Field(
         default_factory=_torch_only, min_length=1, description="Frameworks it can run."
     )
+    entry_points: list[EntryPointRef] = Field(
+        default_factory=list,
+        max_length=MAX_PARAMS,
+        description="Entry points it can run; an entry-point job goes only to a worker "
+        "whose entry point has the job's name and digest.",
+    )
 
 
 class ClaimResponse(BaseModel):
     job: JobPublic
     lease_token: LeaseToken
     lease_expires_at: datetime
+    run_token: str | None = Field(
+        default=None,
+        description="A token that may write only this job's run, until the lease ends "
+        "(for an entry point's child process; never the worker's token).",
+    )
 
 
 class JobHeartbeat(ContractModel):

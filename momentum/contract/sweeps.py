@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field, JsonValue, ValidationError, field_validator
 
 from momentum.contract.common import ContractModel, Name, Status, StorableJsonValue
+from momentum.contract.entry_points import EntryPointName
 from momentum.contract.jobs import MaxAttempts
 from momentum.contract.runs import Tags
 from momentum.contract.training import TrainingConfig
@@ -28,11 +29,16 @@ MAX_REPORTED_PROBLEMS = 20
 
 class SweepCreate(ContractModel):
     name: Name
+    entry_point: EntryPointName | None = Field(
+        default=None,
+        description="A registered entry point: `base` and `grid` are then its params; "
+        "without it, TrainingConfig fields of the built-in trainer.",
+    )
     base: dict[str, StorableJsonValue] = Field(
-        default_factory=dict, description="TrainingConfig fields shared by every job."
+        default_factory=dict, description="Fields (or params) shared by every job."
     )
     grid: dict[str, list[StorableJsonValue]] = Field(
-        description="TrainingConfig field -> values; one job per combination.",
+        description="Field (or param) -> values; one job per combination.",
         examples=[{"momentum": [0.0, 0.5, 0.9, 0.99], "seed": [0, 1]}],
     )
     project: Name = Field(default="default", description="The project of the sweep's runs.")
@@ -70,6 +76,7 @@ def _hashable(value: JsonValue) -> Hashable:
 class SweepPublic(BaseModel):
     id: int
     name: str
+    entry_point: str | None = None
     base: dict[str, JsonValue]
     grid: dict[str, list[JsonValue]]
     status: Status = Field(description="Derived from its jobs' statuses.")

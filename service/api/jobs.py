@@ -1,4 +1,5 @@
-"""Jobs: submit a training config, list, get, cancel, retry. The worker side is in workers.py."""
+"""Jobs: submit a training config or an entry point's params, list, get, cancel, retry.
+The worker side is in workers.py."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy.orm import Session
 
 from momentum.contract import ErrorResponse, JobCreate, JobPublic, Page, Status
 from service.auth import Scope, requires
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
-from service.models import MAX_ROW_ID, Job
+from service.entry_point_params import ParamsRefused, job_params
+from service.errors import unprocessable
+from service.models import MAX_ROW_ID, EntryPoint, Job
+from service.storage import entry_points as entry_store
 from service.storage import jobs as job_store
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -25,19 +30,51 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def to_public(jobs: list[Job]) -> list[JobPublic]:
-    return [JobPublic.model_validate(job) for job in jobs]
+    return [_public(job) for job in jobs]
+
+
+def _public(job: Job) -> JobPublic:
+    if job.entry_point is None:
+        return JobPublic.model_validate(job)
+    # Its `config` column holds `{}`: an entry-point job has params, not a config.
+    shown = {name: getattr(job, name) for name in JobPublic.model_fields if name != "config"}
+    return JobPublic.model_validate({**shown, "config": None})
 
 
 @router.post("", status_code=201, response_model=JobPublic, dependencies=[requires(Scope.admin)])
 def submit_job(body: JobCreate, session: WriteSessionDep, settings: SettingsDep) -> JobPublic:
-    """Queue a training job; its run is created at once, queued, with the config as params."""
+    """Queue a job of the built-in trainer (`config`) or of a registered entry point
+    (`entry_point`, `params` checked against its current definition, defaults filled in);
+    its run is created at once, queued, with the full config or params as params."""
     spec = job_store.JobSpec(
         name=body.name,
         project=body.project,
         tags=body.tags,
         max_attempts=body.max_attempts or settings.job_max_attempts,
     )
-    return to_public([job_store.create_job(session, body.config, spec)])[0]
+    work: job_store.Work
+    if body.entry_point is not None:
+        entry = current_definition(session, body.entry_point)
+        try:
+            params = job_params(entry_store.definition(entry), body.params)
+        except ParamsRefused as exc:
+            raise unprocessable(str(exc), exc.items) from None
+        work = job_store.EntryPointWork(entry.name, entry.digest, params)
+    else:
+        assert body.config is not None  # JobCreate takes exactly one of them
+        work = body.config
+    return to_public([job_store.create_job(session, work, spec)])[0]
+
+
+def current_definition(session: Session, name: str) -> EntryPoint:
+    """The entry point's current definition; a 422 at `entry_point` if none is registered."""
+    entry = entry_store.current(session, name)
+    if entry is None:
+        msg = f"no entry point {name!r} is registered (GET /api/v1/entry-points lists them)"
+        raise unprocessable(
+            f"entry_point: {msg}", [{"loc": ["entry_point"], "msg": msg, "type": "value_error"}]
+        )
+    return entry
 
 
 @router.get("", response_model=Page[JobPublic], dependencies=[requires(Scope.read)])

@@ -1,4 +1,5 @@
-"""Sweeps: a grid over any training config field, one job per combination."""
+"""Sweeps: a grid over any training config field, or over an entry point's params; one
+job per combination."""
 
 from __future__ import annotations
 
@@ -16,19 +17,22 @@ from momentum.contract import (
     Status,
     SweepCreate,
     SweepPublic,
-    TrainingConfig,
     expand_grid,
     sweep_status,
 )
 from service import comparison
 from service.api.compare import PARAM_NAME, GridPoints, Key, ModeQuery, Threshold
+from service.api.jobs import current_definition
 from service.auth import Scope, requires
 from service.db import transaction
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep, app_state
+from service.entry_point_params import sweep_params
 from service.errors import unprocessable
 from service.models import MAX_ROW_ID, Sweep
 from service.storage import compare as compare_store
+from service.storage import entry_points as entry_store
 from service.storage import sweeps as sweep_store
+from service.storage.jobs import EntryPointWork, Work
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
@@ -47,6 +51,7 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
             SweepPublic(
                 id=sweep.id,
                 name=sweep.name,
+                entry_point=sweep.entry_point,
                 base=sweep.base,
                 grid=sweep.grid,
                 status=sweep_status(counts),
@@ -62,18 +67,36 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
 @dataclass(frozen=True)
 class SweepPlan:
     body: SweepCreate
-    combinations: list[tuple[dict[str, Any], TrainingConfig]]
+    combinations: list[tuple[dict[str, Any], Work]]
     max_attempts: int
 
 
-def _plan_sweep(body: SweepCreate, settings: SettingsDep) -> SweepPlan:
+def _plan_sweep(body: SweepCreate, settings: SettingsDep, request: Request) -> SweepPlan:
     """The request validated and its grid expanded, before any transaction opens: a write
     session takes SQLite's write lock as it opens, and every other writer would wait."""
     try:
-        combinations = expand_grid(body.base, body.grid, settings.max_grid_size)
+        if body.entry_point is None:
+            combinations: list[tuple[dict[str, Any], Work]] = list(
+                expand_grid(body.base, body.grid, settings.max_grid_size)
+            )
+        else:
+            combinations = _entry_point_combinations(body, settings, request)
     except GridError as exc:
         raise unprocessable(str(exc), exc.items) from None
     return SweepPlan(body, combinations, body.max_attempts or settings.job_max_attempts)
+
+
+def _entry_point_combinations(
+    body: SweepCreate, settings: SettingsDep, request: Request
+) -> list[tuple[dict[str, Any], Work]]:
+    """base and grid as params of the entry point's current definition (GridError)."""
+    assert body.entry_point is not None
+    with transaction(app_state(request.app).sessions, write=False) as session:
+        entry = current_definition(session, body.entry_point)
+        name, digest = entry.name, entry.digest
+        definition = entry_store.definition(entry)
+    planned = sweep_params(definition, body.base, body.grid, settings.max_grid_size)
+    return [(picked, EntryPointWork(name, digest, params)) for picked, params in planned]
 
 
 SweepPlanDep = Annotated[SweepPlan, Depends(_plan_sweep)]

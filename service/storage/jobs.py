@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from momentum.contract import RunCreate, Status, TrainingConfig
 from service.domain_errors import Conflict, NotFound
-from service.models import Job, Run, Worker, utcnow
+from service.models import ENTRY_POINT_FRAMEWORK, Job, Run, Worker, utcnow
 from service.storage import runs as run_store
 
 RETRYABLE = frozenset({Status.failed, Status.cancelled})
@@ -42,15 +42,25 @@ def external_id(job_id: int) -> str:
     return f"job-{job_id}"
 
 
-def create_job(session: Session, config: TrainingConfig, spec: JobSpec) -> Job:
-    """A queued job and its queued run, whose params are the full config."""
+@dataclass(frozen=True)
+class EntryPointWork:
+    """An entry-point job's work: the definition (name, digest) its params were checked
+    against, and the full params, defaults filled in."""
+
+    name: str
+    digest: str
+    params: dict[str, Any]
+
+
+Work = TrainingConfig | EntryPointWork
+
+
+def create_job(session: Session, work: Work, spec: JobSpec) -> Job:
+    """A queued job and its queued run, whose params are the full config or params."""
     now = utcnow()
     job = Job(
         name=spec.name,
-        config=config.model_dump(mode="json"),
         status=Status.queued.value,
-        framework=config.framework,
-        device=config.device,
         attempts=0,
         max_attempts=spec.max_attempts,
         lease_lapses=0,
@@ -58,6 +68,7 @@ def create_job(session: Session, config: TrainingConfig, spec: JobSpec) -> Job:
         sweep_id=spec.sweep_id,
         created_at=now,
         updated_at=now,
+        **_work_columns(work),
     )
     session.add(job)
     session.flush()
@@ -68,11 +79,31 @@ def create_job(session: Session, config: TrainingConfig, spec: JobSpec) -> Job:
     return job
 
 
+def _work_columns(work: Work) -> dict[str, Any]:
+    if isinstance(work, TrainingConfig):
+        config = work.model_dump(mode="json")
+        return {"config": config, "framework": work.framework, "device": work.device}
+    # Any device: the worker's own code picks it. The framework no claim names.
+    return {
+        "config": {},
+        "framework": ENTRY_POINT_FRAMEWORK,
+        "device": "auto",
+        "entry_point": work.name,
+        "entry_point_digest": work.digest,
+        "params": work.params,
+    }
+
+
+def run_params(job: Job) -> dict[str, Any]:
+    """What the job's run holds as params: an entry point's params, or the config."""
+    return dict(job.params or {}) if job.entry_point is not None else job.config
+
+
 def _create_run(session: Session, job: Job, project: str, tags: dict[str, str]) -> Run:
     body = RunCreate(
         name=job.name,
         project=project,
-        params=job.config,
+        params=run_params(job),
         tags=tags,
         external_id=external_id(job.id),
         status=Status.queued,

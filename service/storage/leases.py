@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from momentum.contract import Claim, JobComplete, JobFail, JobHeartbeat, Status
 from service.domain_errors import LeaseNotHeld
 from service.models import Job, Run, Worker, utcnow
+from service.storage.entry_points import declared_total
 from service.storage.jobs import ensure_run, get_job, transition
 
 
@@ -47,21 +48,31 @@ def claim(session: Session, body: Claim, lease_s: float) -> tuple[Job, str] | No
 
 
 def next_claimable(body: Claim) -> Select[Job]:
-    """The oldest queued job whose framework the worker has and whose device it fits.
+    """The oldest queued job this worker can run: a built-in job whose framework it has
+    and whose device it fits, or an entry-point job whose exact name and digest it
+    listed (a worker listing none never gets one).
 
     SKIP LOCKED (PostgreSQL): concurrent claimers pass over each other's rows instead of
     waiting on them. SQLite renders no FOR UPDATE; its BEGIN IMMEDIATE serializes claims.
     """
-    statement = (
+    built_in: list[ColumnElement[bool]] = [
+        Job.entry_point.is_(None),
+        Job.framework.in_(body.frameworks),
+    ]
+    if body.device != "cuda":
+        built_in.append(Job.device != "cuda")  # cpu and auto jobs run anywhere
+    runnable = [and_(*built_in)]
+    runnable += [
+        and_(Job.entry_point == ref.name, Job.entry_point_digest == ref.digest)
+        for ref in body.entry_points
+    ]
+    return (
         select(Job)
-        .where(Job.status == Status.queued.value, Job.framework.in_(body.frameworks))
+        .where(Job.status == Status.queued.value, or_(*runnable))
         .order_by(Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
-    if body.device != "cuda":
-        statement = statement.where(Job.device != "cuda")  # cpu and auto jobs run anywhere
-    return statement
 
 
 def _saw_worker(session: Session, body: Claim, now: datetime, job_id: int | None) -> None:
@@ -118,7 +129,7 @@ def complete(session: Session, job_id: int, body: JobComplete) -> Job:
     # A succeeded job has done all its steps: the last heartbeat (if one came at all,
     # for a job quicker than the heartbeat interval) predates the last steps.
     if job.progress_total is None:
-        job.progress_total = job.config.get("steps")
+        job.progress_total = declared_total(session, job)
     job.progress_step = job.progress_total
     transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
     session.flush()

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from momentum.contract import Status, SweepCreate, TrainingConfig
+from momentum.contract import Status, SweepCreate
 from service import events
 from service.domain_errors import Conflict, NotFound
 from service.models import Job, Run, Sweep, Worker, utcnow
-from service.storage.jobs import JobSpec, create_job, request_cancel
+from service.storage.jobs import JobSpec, Work, create_job, request_cancel
 
 NAME_LIMIT = 250
 
@@ -24,7 +24,7 @@ NAME_LIMIT = 250
 def create_sweep(
     session: Session,
     body: SweepCreate,
-    combinations: list[tuple[dict[str, Any], TrainingConfig]],
+    combinations: list[tuple[dict[str, Any], Work]],
     max_attempts: int,
 ) -> Sweep:
     """The sweep and its queued jobs, in grid order, each with a run named by its values."""
@@ -33,12 +33,13 @@ def create_sweep(
         name=body.name,
         base=body.base,
         grid=body.grid,
+        entry_point=body.entry_point,
         created_at=now,
         updated_at=now,
     )
     session.add(sweep)
     session.flush()
-    for picked, config in combinations:
+    for picked, work in combinations:
         shown = " ".join(f"{name}={value}" for name, value in picked.items())
         spec = JobSpec(
             name=f"{body.name} {shown}".strip()[:NAME_LIMIT],
@@ -47,7 +48,7 @@ def create_sweep(
             max_attempts=max_attempts,
             sweep_id=sweep.id,
         )
-        create_job(session, config, spec)
+        create_job(session, work, spec)
     return sweep
 
 

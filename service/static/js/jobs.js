@@ -94,7 +94,7 @@ async function load() {
 }
 
 function jobRow(job) {
-  const total = job.progress_total ?? job.config.steps;
+  const total = job.progress_total ?? job.config?.steps; // an entry-point job has no config
   const step = job.progress_step ?? 0;
   const action = (label, path) => el("button", {
     type: "button",
