@@ -52,7 +52,8 @@ def _parse(presented: str) -> tuple[int, str] | None:
     job_part, dot, mac = presented.removeprefix(PREFIX).partition(".")
     if not dot or len(mac) != _MAC_CHARS or not (job_part.isascii() and job_part.isdigit()):
         return None
-    if len(job_part) > 19 or not 1 <= int(job_part) <= MAX_ROW_ID:
+    # One spelling per job (no leading zeros); no int() of a 5,000-digit part.
+    if len(job_part) > 19 or job_part.startswith("0") or int(job_part) > MAX_ROW_ID:
         return None
     return int(job_part), mac
 
