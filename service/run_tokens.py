@@ -6,8 +6,12 @@ loading its job and recomputing the mac with the job's *current* lease token. Th
 token is a fresh secret of each claim, held only by the worker that claimed, so:
 
 - a run token names exactly one run, its job's, and grants nothing on any other;
-- it dies with the lease: once the job ends, is released or taken back (its lease
-  token cleared or replaced), or its lease lapses, the mac no longer verifies (401);
+- it dies with the lease: once the job ends, is released, or is taken back after its
+  lease lapsed (its lease token cleared or replaced), the mac no longer verifies (401).
+  Like the worker's own lease token, it still works while a lapsed lease has not been
+  taken back yet (at most the reaper's interval): the worker was only late, nobody else
+  owns the job, and its next heartbeat renews the lease, which a child's reporter
+  refused with 401 meanwhile could not recover from;
 - the child holding it cannot derive the lease token from it, so it cannot act as the
   worker (heartbeat, complete or release the job).
 
@@ -25,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from momentum.contract import Status
 from service.db import transaction
-from service.models import MAX_ROW_ID, Job, utcnow
+from service.models import MAX_ROW_ID, Job
 
 PREFIX = "mmr."
 _MAC_CHARS = 43  # base64url of 32 bytes, unpadded
@@ -66,9 +70,7 @@ def run_of(session: Session, presented: str) -> int | None:
     job_id, mac = parsed
     live = session.execute(
         select(Job.run_id, Job.lease_token).where(
-            Job.id == job_id,
-            Job.status == Status.running.value,
-            Job.lease_expires_at > utcnow(),
+            Job.id == job_id, Job.status == Status.running.value
         )
     ).first()
     if live is None or live.run_id is None or live.lease_token is None:

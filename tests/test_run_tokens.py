@@ -14,8 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from service import Settings, create_app, run_tokens
+from service.storage import leases
 from tests.jobs_support import TINY, expire_lease
 from tests.support import ServerProcess
 from tests.test_auth import TOKENS
@@ -192,7 +194,7 @@ def test_mlflow_logs_to_its_own_run_with_a_run_token(api: TestClient) -> None:
     assert "extra" not in run["params"] and run["name"] != "renamed"
 
 
-ENDINGS = ["complete", "fail", "release", "lease lapsed", "lapsed and claimed again"]
+ENDINGS = ["complete", "fail", "release", "lapsed and taken back", "lapsed and claimed again"]
 
 
 @pytest.mark.parametrize("ending", ENDINGS)
@@ -207,8 +209,11 @@ def test_a_run_token_dies_with_its_lease(api: TestClient, engine: Engine, ending
             api.post(f"{API}/jobs/{mine.job_id}/fail", json={**lease, "error": "x"}, headers=WORKER)
         )
     else:
-        expire_lease(engine, mine.job_id)  # its worker went silent; not yet taken back
-    if ending == "lapsed and claimed again":
+        expire_lease(engine, mine.job_id)  # its worker went silent
+    if ending == "lapsed and taken back":
+        with Session(engine) as session, session.begin():
+            assert leases.reap_lapsed_leases(session) == 1  # what the reaper does
+    if ending == "lapsed and claimed again":  # the claim takes it back first
         again = _ok(api.post(f"{API}/jobs/claim", json=CLAIM, headers=WORKER))
         assert again["job"]["id"] == mine.job_id and again["run_token"] != mine.run_token
         renewed = {"Authorization": f"Bearer {again['run_token']}"}
@@ -221,6 +226,18 @@ def test_a_run_token_dies_with_its_lease(api: TestClient, engine: Engine, ending
         api.get(f"{API}/runs", headers=mine.headers),
     ):
         assert_refused(response, 401, "lease has ended")
+    assert series_keys(api, mine.run_id) == ["loss"]
+
+
+def test_a_late_worker_keeps_its_run_token(api: TestClient, engine: Engine) -> None:
+    """A lapsed lease not yet taken back is honoured, for the worker and for its run
+    token alike: nobody else owns the job, and the late heartbeat renews it."""
+    mine = claim_one(api)
+    expire_lease(engine, mine.job_id)
+    _ok(api.post(f"{API}/runs/{mine.run_id}/metrics", json=POINTS, headers=mine.headers))
+    beat = {"lease_token": mine.lease_token}
+    _ok(api.post(f"{API}/jobs/{mine.job_id}/heartbeat", json=beat, headers=WORKER))
+    _ok(api.post(f"{API}/runs/{mine.run_id}/heartbeat", headers=mine.headers))
     assert series_keys(api, mine.run_id) == ["loss"]
 
 
