@@ -26,6 +26,7 @@ OPEN_ROUTES = OPEN_PATHS | {"/docs/oauth2-redirect", "/redoc", "/", "/vendor/plo
 # MLflow's tracking API (service/api/mlflow.py): the same tokens and roles, MLflow's error shape.
 MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 MLFLOW_READS_BY_POST = ("/experiments/search", "/runs/search")
+FORGED_RUN_TOKEN = "mmr.1." + "A" * 43  # the shape of a run token, of no job
 STATIC_DIR = Path(__file__).resolve().parent.parent / "service" / "static"
 
 
@@ -34,8 +35,34 @@ def guarded(settings: Settings) -> Iterator[TestClient]:
     secrets = {name: SecretStr(value) for name, value in TOKENS.items()}
     # GET /events streams until its time is up; TestClient reads a response to its end.
     short_streams = {"event_stream_max_s": 0.2}
-    with TestClient(create_app(settings.model_copy(update={**secrets, **short_streams}))) as client:
+    long_leases = {"lease_seconds": 3600}  # a run token lives as long as the test
+    update = {**secrets, **short_streams, **long_leases}
+    with TestClient(create_app(settings.model_copy(update=update))) as client:
         yield client
+
+
+# What a run token may write, on its own run: every other write is 403.
+RUN_TOKEN_WRITES = {
+    ("POST", "/api/v1/runs/{run_id}/metrics"),
+    ("POST", "/api/v1/runs/{run_id}/heartbeat"),
+    ("PATCH", "/api/v1/runs/{run_id}"),
+    *(
+        ("POST", f"{prefix}runs/{name}")
+        for prefix in MLFLOW_PREFIXES
+        for name in ("update", "log-batch", "log-metric", "log-parameter", "set-tag")
+    ),
+}
+
+
+@pytest.fixture
+def run_token(guarded: TestClient) -> str:
+    """The run token of a claimed job whose run is run 1 (the id every route's path is
+    filled in with), held for the whole test."""
+    submitted = guarded.post("/api/v1/jobs", json={"config": TINY}, headers=_as("token"))
+    assert submitted.json()["run_id"] == 1, submitted.text
+    claim = {"worker_id": "w", "device": "cpu", "frameworks": ["torch"]}
+    claimed = guarded.post("/api/v1/jobs/claim", json=claim, headers=_as("worker_token"))
+    return str(claimed.json()["run_token"])
 
 
 def routes(client: TestClient) -> list[tuple[str, str]]:
@@ -84,7 +111,7 @@ def test_every_api_route_refuses_missing_and_wrong_tokens(guarded: TestClient) -
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
         assert response.headers["www-authenticate"].startswith("Bearer")
-        for token in ("", " ", TOKENS["token"] + "x", TOKENS["token"][:-1]):
+        for token in ("", " ", TOKENS["token"] + "x", TOKENS["token"][:-1], FORGED_RUN_TOKEN):
             assert _call(guarded, method, path, token) == 401, (method, path, token)
         # The event stream's ?token= (for EventSource) is checked alike; elsewhere it is
         # no parameter at all (422) and no way in either.
@@ -100,6 +127,29 @@ def test_read_token_reads_but_never_writes(guarded: TestClient) -> None:
             assert status != 401 and status != 403, (method, path)
         else:
             assert status == 403, (method, path)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_run_token_reads_and_writes_only_its_own_run(guarded: TestClient, run_token: str) -> None:
+    """Every route of the table, with a run token of run 1: reads pass, the writes of
+    RUN_TOKEN_WRITES pass on run 1 and are 403 on run 2, everything else is 403."""
+    operations = [
+        (method, path)
+        for method, path in routes(guarded)
+        if path.startswith(("/api/v1", *MLFLOW_PREFIXES))
+    ]
+    assert RUN_TOKEN_WRITES <= set(operations), RUN_TOKEN_WRITES - set(operations)
+    for method, template in operations:
+        path = re.sub(r"\{[^}]+\}", "1", template)
+        status = _call(guarded, method, path, run_token)
+        reads = method == "GET" or template.endswith(MLFLOW_READS_BY_POST)
+        if reads or (method, template) in RUN_TOKEN_WRITES:
+            assert status not in (401, 403), (method, path, status)
+        else:
+            assert status == 403, (method, path, status)
+        if (method, template) in RUN_TOKEN_WRITES and "{run_id}" in template:
+            other = re.sub(r"\{[^}]+\}", "2", template)
+            assert _call(guarded, method, other, run_token) == 403, (method, other)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -243,20 +293,22 @@ def gate_answer(client: TestClient, method: str, path: str, token: str | None) -
 
     gate = TokenGate(through, *config.args, **config.kwargs)
     headers = [(b"authorization", f"Bearer {token}".encode())] if token is not None else []
-    scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "app": app}
     asyncio.run(gate({**scope, "query_string": b"", "headers": headers}, unread, send))
     return answers[0]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_the_gate_refuses_from_the_headers_exactly_what_the_routes_refuse(
-    guarded: TestClient,
+    guarded: TestClient, run_token: str
 ) -> None:
     """For every route and every token: when the route's own check answers 401 or 403,
     the gate in front of the body limits has already answered the same, without reading
-    the body; otherwise it lets the request through."""
+    the body; otherwise it lets the request through. (A run token writing another run
+    named in an MLflow body is refused by the route: the gate never reads the body.)"""
     operations = [*api_operations(guarded), *mlflow_operations(guarded)]
-    for token in (None, "wrong", TOKENS["read_token"], TOKENS["worker_token"]):
+    tokens = (None, "wrong", FORGED_RUN_TOKEN, TOKENS["read_token"], TOKENS["worker_token"])
+    for token in (*tokens, run_token):
         for method, path in operations:
             routed = _call(guarded, method, path, token)
             expected = routed if routed in (401, 403) else None

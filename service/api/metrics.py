@@ -28,7 +28,7 @@ from momentum.contract.metrics import MAX_STEP
 from momentum.contract.values import encode_value
 from service.api.fast import fast_read
 from service.api.runs import RunId, load_run
-from service.auth import CallerRole, Role, Scope, requires
+from service.auth import Caller, CallerDep, Role, Scope, requires
 from service.db import transaction
 from service.deps import MaxPoints, SessionDep, SettingsDep, StateDep, Step
 from service.domain_errors import Forbidden, NotFound
@@ -38,8 +38,8 @@ from service.models import Run
 from service.responses import FastJSONResponse
 from service.state import AppState
 from service.storage import metrics as metric_store
-from service.storage import runs as run_store
 from service.storage.metrics import IngestOutcome
+from service.write_rights import write_refusal
 
 router = APIRouter(prefix="/runs/{run_id}/metrics", tags=["metrics"])
 
@@ -96,20 +96,24 @@ def _store(state: AppState, work: IngestWork) -> IngestOutcome | Forbidden | Non
 
 
 def _ingest_if_allowed(
-    session: Session, run_id: int, batch: metric_store.PreparedBatch, role: Role, max_keys: int
+    session: Session,
+    run_id: int,
+    batch: metric_store.PreparedBatch,
+    caller: Caller,
+    max_keys: int,
 ) -> IngestOutcome | Forbidden | None:
-    """The batch stored, or the worker token's refusal: returned, not raised, so that a
-    refusal does not fail the other requests of its SQLite commit group."""
-    if role is Role.worker:
+    """The batch stored, or the worker or run token's refusal: returned, not raised, so
+    that a refusal does not fail the other requests of its SQLite commit group."""
+    if caller.role is not Role.full:  # the full token's writes skip this lookup
         run = session.get(Run, run_id)
-        refusal = run_store.worker_write_refusal(session, run) if run is not None else None
+        refusal = write_refusal(session, run, caller) if run is not None else None
         if refusal is not None:
             return refusal
     return metric_store.ingest_prepared(session, run_id, batch, max_keys)
 
 
 async def _ingest(
-    state: AppState, run_id: int, points: list[MetricPoint], role: Role
+    state: AppState, run_id: int, points: list[MetricPoint], caller: Caller
 ) -> IngestResult:
     if len(points) > _PREPARE_INLINE:
         batch = await run_in_threadpool(metric_store.prepare, points, time.time())
@@ -117,7 +121,7 @@ async def _ingest(
         batch = metric_store.prepare(points, time.time())
     max_keys = state.settings.max_keys_per_run
     work = functools.partial(
-        _ingest_if_allowed, run_id=run_id, batch=batch, role=role, max_keys=max_keys
+        _ingest_if_allowed, run_id=run_id, batch=batch, caller=caller, max_keys=max_keys
     )
     try:
         if len(batch.records) > max_keys:  # over the limit whatever the run holds
@@ -140,7 +144,7 @@ async def _ingest(
 @router.post(
     "",
     response_model=IngestResult,
-    dependencies=[requires(Scope.ingest)],
+    dependencies=[requires(Scope.ingest, run_token=True)],
     openapi_extra=INGEST_BODY,
     responses={
         413: {"model": ErrorResponse, "description": "Body or point count over the limit."},
@@ -148,11 +152,11 @@ async def _ingest(
     },
 )
 async def ingest_points(
-    run_id: RunId, request: Request, state: StateDep, role: CallerRole
+    run_id: RunId, request: Request, state: StateDep, caller: CallerDep
 ) -> IngestResult:
     """Store a batch atomically; (key, step) upserts, so a resent batch never duplicates."""
     points = parse_batch(await request.body(), state.settings.max_points_per_batch)
-    return await _ingest(state, run_id, points, role)
+    return await _ingest(state, run_id, points, caller)
 
 
 @router.get("", response_model=SeriesList, dependencies=[requires(Scope.read)])

@@ -12,13 +12,14 @@ from momentum.contract import Page, RunCreate, RunHeartbeat, RunPublic, RunUpdat
 from momentum.contract.common import NO_NUL
 from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
-from service.auth import CallerRole, Role, Scope, requires
+from service.auth import Caller, CallerDep, Role, Scope, requires
 from service.deps import PageDep, SessionDep, WriteSessionDep
-from service.domain_errors import NotFound
+from service.domain_errors import Forbidden, NotFound
 from service.errors import invalid_field, unprocessable
 from service.models import MAX_ROW_ID, Run
 from service.storage import metrics as metric_store
 from service.storage import runs as run_store
+from service.write_rights import check_writable
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -35,15 +36,26 @@ def load_run(session: Session, run_id: int) -> Run:
 
 
 def load_writable_run(
-    session: Session, run_id: int, role: Role, params: dict[str, Any] | None = None
+    session: Session, run_id: int, caller: Caller, params: dict[str, Any] | None = None
 ) -> Run:
-    """The run, if this caller may write it (SECURITY.md: the worker token's rights)."""
+    """The run, if this caller may write it (SECURITY.md: the worker and run tokens' rights)."""
     run = load_run(session, run_id)
-    if role is Role.worker:
-        refusal = run_store.worker_write_refusal(session, run, params)
-        if refusal is not None:
-            raise refusal
+    check_writable(session, run, caller, params)
     return run
+
+
+# What a run token may set with PATCH: a run's end, not what it is (name, params).
+RUN_TOKEN_PATCHES = frozenset({"status", "diverged", "tags"})
+
+
+def _check_run_token_patch(caller: Caller, body: RunUpdate) -> None:
+    others = sorted(body.model_fields_set - RUN_TOKEN_PATCHES)
+    if caller.role is Role.run and others:
+        raise Forbidden(
+            "forbidden",
+            f"a run token may set only a run's {', '.join(sorted(RUN_TOKEN_PATCHES))}, "
+            f"not {', '.join(others)}",
+        )
 
 
 def _best_values(extremes: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
@@ -161,12 +173,18 @@ def get_run(run_id: RunId, session: SessionDep) -> RunPublic:
     return to_public(session, [load_run(session, run_id)])[0]
 
 
-@router.patch("/{run_id}", response_model=RunPublic, dependencies=[requires(Scope.ingest)])
+@router.patch(
+    "/{run_id}",
+    response_model=RunPublic,
+    dependencies=[requires(Scope.ingest, run_token=True)],
+)
 def update_run(
-    run_id: RunId, body: RunUpdate, session: WriteSessionDep, role: CallerRole
+    run_id: RunId, body: RunUpdate, session: WriteSessionDep, caller: CallerDep
 ) -> RunPublic:
-    """Rename, retag, change params, set status or divergence."""
-    run = load_writable_run(session, run_id, role, params=body.params)
+    """Rename, retag, change params, set status or divergence (a run token: status,
+    divergence and tags of its own run)."""
+    _check_run_token_patch(caller, body)
+    run = load_writable_run(session, run_id, caller, params=body.params)
     return to_public(session, [run_store.update_run(session, run, body)])[0]
 
 
@@ -179,11 +197,13 @@ def delete_run(run_id: RunId, session: WriteSessionDep) -> Response:
 
 
 @router.post(
-    "/{run_id}/heartbeat", response_model=RunHeartbeat, dependencies=[requires(Scope.ingest)]
+    "/{run_id}/heartbeat",
+    response_model=RunHeartbeat,
+    dependencies=[requires(Scope.ingest, run_token=True)],
 )
-def heartbeat(run_id: RunId, session: WriteSessionDep, role: CallerRole) -> RunHeartbeat:
+def heartbeat(run_id: RunId, session: WriteSessionDep, caller: CallerDep) -> RunHeartbeat:
     """Keep an SDK run alive; a run silent past the timeout becomes failed."""
-    run = run_store.heartbeat(session, load_writable_run(session, run_id, role))
+    run = run_store.heartbeat(session, load_writable_run(session, run_id, caller))
     assert run.last_heartbeat_at is not None
     return RunHeartbeat(
         id=run.id, status=Status(run.status), last_heartbeat_at=run.last_heartbeat_at

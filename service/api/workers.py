@@ -23,6 +23,7 @@ from momentum.contract import (
     Page,
     WorkerPublic,
 )
+from service import run_tokens
 from service.api.jobs import JobId, to_public
 from service.auth import Scope, requires
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
@@ -46,14 +47,21 @@ FENCED: dict[int | str, dict[str, Any]] = {
 def claim_job(
     body: Claim, session: WriteSessionDep, settings: SettingsDep
 ) -> ClaimResponse | Response:
-    """Lease the oldest queued job this worker's device and frameworks can run."""
+    """Lease the oldest queued job this worker's device and frameworks can run.
+
+    The answer's `run_token` may write only the job's run, while this lease lasts: for
+    the job's own code, never the worker's token (service/run_tokens.py). It is handed
+    out with auth off too, where it restricts nothing, like every other token."""
     claimed = leases.claim(session, body, settings.lease_seconds)
     if claimed is None:
         return Response(status_code=204)
     job, token = claimed
-    assert job.lease_expires_at is not None
+    assert job.lease_expires_at is not None and job.run_id is not None
     return ClaimResponse(
-        job=to_public([job])[0], lease_token=token, lease_expires_at=job.lease_expires_at
+        job=to_public([job])[0],
+        lease_token=token,
+        lease_expires_at=job.lease_expires_at,
+        run_token=run_tokens.mint(job.id, job.run_id, token),
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from momentum.contract import RunUpdate, Status
-from service.auth import Role
+from service.auth import Caller
 from service.mlflow import entities, search
 from service.mlflow import metrics as mlflow_metrics
 from service.mlflow.errors import checked, invalid
@@ -19,16 +19,7 @@ from service.mlflow.values import page_offset, page_size, paged
 from service.models import Run
 from service.storage import metrics as metric_store
 from service.storage import runs as run_store
-
-
-def check_writable(
-    session: Session, run: Run, role: Role, params: dict[str, Any] | None = None
-) -> None:
-    """The worker token's rights on runs (SECURITY.md), as on /api/v1: 403 otherwise."""
-    if role is Role.worker:
-        refusal = run_store.worker_write_refusal(session, run, params)
-        if refusal is not None:
-            raise refusal
+from service.write_rights import check_own_run, check_writable
 
 
 def update(session: Session, run: Run, body: RunUpdateBody) -> None:
@@ -132,14 +123,15 @@ def log(
     metrics: list[dict[str, Any]],
     params: list[KeyValue],
     tags: list[KeyValue],
-    role: Role,
+    caller: Caller,
     max_keys: int | None = None,
 ) -> dict[str, Any]:
     """Metrics, params and tags of one run, all or none (MLflow answers `{}`)."""
     run = entities.load_run(session, ref.run_id or ref.run_uuid)
+    check_own_run(caller, run.id)  # before any other answer about another run
     parsed = [mlflow_metrics.parse_metric(metric) for metric in metrics]
     merged = _merged_params(run, params)
-    check_writable(session, run, role, merged)
+    check_writable(session, run, caller, merged)
     if merged is not None:
         entities.set_params(run, merged)
     _set_tags(run, tags)

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from momentum.contract import RunCreate
-from service.auth import CallerRole, Scope, requires
+from service.auth import CallerDep, Role, Scope, requires
 from service.deps import SessionDep, SettingsDep, WriteSessionDep
+from service.domain_errors import Forbidden
 from service.mlflow import entities
 from service.mlflow import runs as mlflow_runs
 from service.mlflow.errors import checked
@@ -28,9 +29,12 @@ from service.mlflow.schemas import (
     documented,
 )
 from service.storage import runs as run_store
+from service.write_rights import check_writable
 
 router = APIRouter()
 READ, INGEST, ADMIN = requires(Scope.read), requires(Scope.ingest), requires(Scope.admin)
+# Logging to one run: a run token may, to its own run (checked on the body's run id).
+RUN_INGEST = requires(Scope.ingest, run_token=True)
 # An MLflow run id in the query; the example names a run tests/test_fuzz.py makes.
 RunIdQuery = Annotated[str | None, Query(examples=["1"])]
 
@@ -58,11 +62,13 @@ def runs_get(
     return {"run": entities.runs_json(session, [run])[0]}
 
 
-@router.post("/runs/update", dependencies=[INGEST], **documented(MlflowRunUpdated))
-def runs_update(body: RunUpdateBody, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
-    """Set a run's status, end time or name."""
+@router.post("/runs/update", dependencies=[RUN_INGEST], **documented(MlflowRunUpdated))
+def runs_update(body: RunUpdateBody, session: WriteSessionDep, caller: CallerDep) -> dict[str, Any]:
+    """Set a run's status, end time or name (a run token: not the name)."""
     run = entities.load_run(session, body.run_id or body.run_uuid)
-    mlflow_runs.check_writable(session, run, role)
+    check_writable(session, run, caller)
+    if caller.role is Role.run and body.run_name is not None:
+        raise Forbidden("forbidden", "a run token may not rename its run")
     mlflow_runs.update(session, run, body)
     experiment = entities.experiment_ids_by_project(session, {run.project})
     return {"run_info": entities.run_info(run, experiment.get(run.project, ""))}
@@ -82,35 +88,35 @@ def runs_search(body: RunSearch, session: SessionDep) -> dict[str, Any]:
     return mlflow_runs.search_runs(session, body)
 
 
-@router.post("/runs/log-batch", dependencies=[INGEST], **documented(MlflowEmpty))
+@router.post("/runs/log-batch", dependencies=[RUN_INGEST], **documented(MlflowEmpty))
 def runs_log_batch(
-    body: LogBatch, session: WriteSessionDep, settings: SettingsDep, role: CallerRole
+    body: LogBatch, session: WriteSessionDep, settings: SettingsDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Metrics, params and tags of one run, atomically (repeated steps: see README)."""
     keys = settings.max_keys_per_run
-    return mlflow_runs.log(session, body, body.metrics, body.params, body.tags, role, keys)
+    return mlflow_runs.log(session, body, body.metrics, body.params, body.tags, caller, keys)
 
 
-@router.post("/runs/log-metric", dependencies=[INGEST], **documented(MlflowEmpty))
+@router.post("/runs/log-metric", dependencies=[RUN_INGEST], **documented(MlflowEmpty))
 def runs_log_metric(
-    body: LogMetric, session: WriteSessionDep, settings: SettingsDep, role: CallerRole
+    body: LogMetric, session: WriteSessionDep, settings: SettingsDep, caller: CallerDep
 ) -> dict[str, Any]:
     """One metric value (repeated steps: see README)."""
     metric = {"key": body.key, "value": body.value, "timestamp": body.timestamp, "step": body.step}
-    return mlflow_runs.log(session, body, [metric], [], [], role, settings.max_keys_per_run)
+    return mlflow_runs.log(session, body, [metric], [], [], caller, settings.max_keys_per_run)
 
 
-@router.post("/runs/log-parameter", dependencies=[INGEST], **documented(MlflowEmpty))
+@router.post("/runs/log-parameter", dependencies=[RUN_INGEST], **documented(MlflowEmpty))
 def runs_log_parameter(
-    body: LogParam, session: WriteSessionDep, role: CallerRole
+    body: LogParam, session: WriteSessionDep, caller: CallerDep
 ) -> dict[str, Any]:
     """One param; a param cannot change its value."""
     param = KeyValue(key=body.key, value=body.value)
-    return mlflow_runs.log(session, body, [], [param], [], role)
+    return mlflow_runs.log(session, body, [], [param], [], caller)
 
 
-@router.post("/runs/set-tag", dependencies=[INGEST], **documented(MlflowEmpty))
-def runs_set_tag(body: LogParam, session: WriteSessionDep, role: CallerRole) -> dict[str, Any]:
+@router.post("/runs/set-tag", dependencies=[RUN_INGEST], **documented(MlflowEmpty))
+def runs_set_tag(body: LogParam, session: WriteSessionDep, caller: CallerDep) -> dict[str, Any]:
     """Set one tag of a run."""
     tag = KeyValue(key=body.key, value=body.value)
-    return mlflow_runs.log(session, body, [], [], [tag], role)
+    return mlflow_runs.log(session, body, [], [], [tag], caller)
