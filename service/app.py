@@ -20,6 +20,7 @@ from service import events
 from service.api import (
     compare,
     dashboard,
+    job_logs,
     jobs,
     metrics,
     operation_id,
@@ -62,6 +63,7 @@ def _api_router() -> APIRouter:
     api.include_router(metrics.router)
     api.include_router(workers.jobs_router)  # before jobs: /jobs/claim is no job id
     api.include_router(jobs.router)
+    api.include_router(job_logs.router)
     api.include_router(sweeps.router)
     api.include_router(compare.router)
     api.include_router(workers.router)
