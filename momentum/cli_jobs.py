@@ -1,4 +1,5 @@
-"""Commands for people: `submit`, `sweep`, `jobs` (with `cancel`, `retry`), `runs`, `workers`.
+"""Commands for people: `submit`, `sweep`, `jobs` (with `cancel`, `retry`, `logs`), `runs`,
+`workers`.
 
 Each is one or two calls through `MomentumClient`, shown as a rich table. An error from
 the service is shown as the contract's message (with its detail items) and exits 1.
@@ -8,6 +9,7 @@ is described the same way whether it is trained here or on a worker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -212,6 +214,57 @@ def _job_action(action: str, act: Callable[[MomentumClient, int], JobPublic]) ->
 
 jobs.add_command(_job_action("cancel", lambda client, job_id: client.cancel_job(job_id)))
 jobs.add_command(_job_action("retry", lambda client, job_id: client.retry_job(job_id)))
+
+
+@jobs.command("logs")
+@click.argument("job_id", type=int)
+@click.option(
+    "--follow", "-f", is_flag=True, help="Print new output as it comes, until the job ends."
+)
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 60),
+    help="Seconds between looks for new output with --follow.",
+)
+@connection_options
+def logs(job_id: int, follow: bool, interval: float, url: str | None, token: str | None) -> None:
+    """Print job ID's log: its process's stdout and stderr, every attempt's."""
+    from momentum.contract import TERMINAL_STATUSES
+
+    printer = _LogPrinter()
+    with api(url, token) as client:
+        printer.catch_up(client, job_id)
+        while follow:
+            # The status first: output shipped before the job ended is read after it.
+            ended = client.get_job(job_id).status in TERMINAL_STATUSES
+            printer.catch_up(client, job_id)
+            if ended:
+                break
+            time.sleep(interval)
+
+
+class _LogPrinter:
+    """Prints a job's log from where it left off, saying where a dropped middle was."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.at_line_start = True
+
+    def catch_up(self, client: MomentumClient, job_id: int) -> None:
+        while True:
+            page = client.job_logs(job_id, self.offset)
+            if page.offset > self.offset:
+                lead = "" if self.at_line_start else "\n"
+                dropped = page.offset - self.offset
+                click.echo(f"{lead}[... {dropped} bytes dropped: over the service's log cap ...]")
+                self.at_line_start = True
+            if not page.text:
+                return
+            click.echo(page.text, nl=False)
+            self.offset = page.next_offset
+            self.at_line_start = page.text.endswith("\n")
 
 
 def _latest(run: RunPublic, key: str) -> str:

@@ -21,6 +21,7 @@ from service.api import (
     compare,
     dashboard,
     entry_points,
+    job_logs,
     jobs,
     metrics,
     operation_id,
@@ -63,6 +64,7 @@ def _api_router() -> APIRouter:
     api.include_router(metrics.router)
     api.include_router(workers.jobs_router)  # before jobs: /jobs/claim is no job id
     api.include_router(jobs.router)
+    api.include_router(job_logs.router)
     api.include_router(sweeps.router)
     api.include_router(entry_points.router)
     api.include_router(compare.router)

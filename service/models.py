@@ -266,6 +266,38 @@ class EntryPointWorker(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class JobLog(Base):
+    """A job's log as a whole (service/storage/job_logs.py): its length, what is kept of
+    it, and where the current attempt's output begins. Its text is in job_log_chunks."""
+
+    __tablename__ = "job_logs"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    # The attempt whose output arrives now, and where in the log that output begins:
+    # a worker's offsets count from the start of its own attempt.
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempt_start: Mapped[int] = mapped_column(BigInteger)
+    # Bytes of the whole log (dropped ones included), of it kept, of its head.
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
+    head_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class JobLogChunk(Base):
+    """A piece of a job's log, from byte `start` of it, `nbytes` long in UTF-8."""
+
+    __tablename__ = "job_log_chunks"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("job_logs.job_id", ondelete="CASCADE"), primary_key=True
+    )
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    nbytes: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
 class Worker(Base):
     __tablename__ = "workers"
 

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(
         default=3, ge=1, le=100, description="Claims a job gets before a lapsed lease fails it."
     )
+    max_job_log_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of a job's log kept: the first half as its head, then the "
+        "newest output; the middle is dropped (GET /jobs/{id}/logs says `truncated`).",
+    )
     max_grid_size: int = Field(default=256, ge=1, description="Most jobs one sweep may create.")
     max_compare_runs: int = Field(
         default=100, ge=1, description="Most run ids one comparison or export may name."

@@ -450,3 +450,35 @@ def test_the_page_asks_for_the_token_once_per_browser_session(
         # The browser's 401s before the token are expected console noise; nothing else.
         assert [e for e in problems.console_errors if "401" not in e] == []
         assert problems.page_errors == []
+
+
+def test_a_jobs_log_shows_live_in_its_panel_as_text(service: str, opened: Opened) -> None:
+    page = opened.page
+    config = {"dataset": "ravine", "model": "linear", "steps": 5, "framework": "numpy"}
+    job = httpx.post(f"{service}{API}/jobs", json={"config": config, "name": "logged"}).json()
+    claim = {"worker_id": "log-worker", "frameworks": ["numpy"]}
+    lease = httpx.post(f"{service}{API}/jobs/claim", json=claim).json()
+    assert lease["job"]["id"] == job["id"]
+    first = "epoch 1 <b>not bold</b> <img src=x onerror=alert(1)>\n"
+
+    def ship(offset: int, text: str) -> None:
+        body = {"lease_token": lease["lease_token"], "offset": offset, "text": text}
+        response = httpx.post(f"{service}{API}/jobs/{job['id']}/logs", json=body)
+        assert response.status_code == 200, response.text
+
+    ship(0, first)
+    page.goto(f"{service}/?view=jobs")
+    row = page.locator(f"#jobs-table tr[data-job-id='{job['id']}']")
+    row.get_by_role("button", name="Log").click()
+    log_text = "document.getElementById('job-log-text').textContent"
+    wait_for_function(page, f"{log_text} === {json.dumps(first)}")
+    assert page.locator("#job-log-title").inner_text() == f"Log of job {job['id']}"
+    assert page.locator("#job-log-text b, #job-log-text img").count() == 0
+    second = "epoch 2\n"
+    ship(len(first.encode()), second)  # arrives while the panel is open
+    wait_for_function(page, f"{log_text} === {json.dumps(first + second)}")
+    done = {"lease_token": lease["lease_token"]}
+    assert httpx.post(f"{service}{API}/jobs/{job['id']}/complete", json=done).status_code == 200
+    wait_for_function(
+        page, "document.getElementById('job-log-status').textContent === '(succeeded)'"
+    )

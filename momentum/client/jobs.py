@@ -13,6 +13,7 @@ import httpx
 
 from momentum.client.encoding import encode_body, query_params
 from momentum.contract.common import Page
+from momentum.contract.job_logs import JobLogAck, JobLogAppend, JobLogPage
 from momentum.contract.jobs import (
     Claim,
     ClaimResponse,
@@ -62,6 +63,10 @@ class JobMethods:
         response = self.request("GET", "/jobs", params=params)
         return Page[JobPublic].model_validate_json(response.content)
 
+    def get_job(self, job_id: int) -> JobPublic:
+        """One job: status, attempts, progress, error, run."""
+        return JobPublic.model_validate_json(self.request("GET", f"/jobs/{job_id}").content)
+
     def cancel_job(self, job_id: int) -> JobPublic:
         """Cancel a queued job at once; a running one once its worker hears of it."""
         return self._job(f"/jobs/{job_id}/cancel")
@@ -99,6 +104,25 @@ class JobMethods:
     def release_job(self, job_id: int, body: JobRelease) -> JobPublic:
         """Hand the job back to the queue (this worker is stopping)."""
         return self._job(f"/jobs/{job_id}/release", body)
+
+    def append_job_log(
+        self,
+        job_id: int,
+        lease_token: str,
+        offset: int,
+        text: str,
+        timeout: httpx.Timeout | float | None = None,
+    ) -> JobLogAck:
+        """Store the child's output from byte `offset` of this attempt's; a resend is a no-op."""
+        body = JobLogAppend(lease_token=lease_token, offset=offset, text=text)
+        path = f"/jobs/{job_id}/logs"
+        response = self.request("POST", path, content=encode_body(body), timeout=timeout)
+        return JobLogAck.model_validate_json(response.content)
+
+    def job_logs(self, job_id: int, offset: int = 0) -> JobLogPage:
+        """Up to 1 MiB of the job's log from `offset`; ask again from `next_offset`."""
+        response = self.request("GET", f"/jobs/{job_id}/logs", params={"offset": offset})
+        return JobLogPage.model_validate_json(response.content)
 
     def _job(
         self, path: str, body: JobCreate | JobComplete | JobFail | JobRelease | None = None

@@ -35,6 +35,7 @@ from momentum.contract.entry_points import (
     ParamErrors,
     ParamSpec,
 )
+from momentum.contract.job_logs import JobLogAck, JobLogAppend, JobLogPage
 from momentum.contract.jobs import (
     Claim,
     ClaimResponse,
@@ -101,6 +102,9 @@ __all__ = [
     "JobHeartbeatReply",
     "JobPublic",
     "JobRelease",
+    "JobLogAck",
+    "JobLogAppend",
+    "JobLogPage",
     "MetricKey",
     "MetricPoint",
     "MetricValue",

@@ -1,12 +1,14 @@
 // Jobs view: start a job or a sweep, follow jobs with progress, cancel and retry, workers.
 import { ApiError, get, post } from "./api.js";
 import { el, formatTime, replaceRows, throttle } from "./dom.js";
+import * as jobLog from "./joblog.js";
 
 const refresh = throttle(() => load(), 500);
 const LISTS = new Set(["momentum", "seed"]);
 const NUMBERS = new Set(["momentum", "lr", "steps", "seed"]);
 
 export function init() {
+  jobLog.init();
   document.getElementById("job-form").addEventListener("submit", (event) => {
     event.preventDefault();
     submit(event.target);
@@ -108,7 +110,7 @@ function jobRow(job) {
       load();
     },
   }, label);
-  const actions = [];
+  const actions = [el("button", { type: "button", onclick: () => jobLog.open(job.id) }, "Log")];
   if (job.status === "queued" || (job.status === "running" && !job.cancel_requested)) actions.push(action("Cancel", "cancel"));
   if (job.status === "failed" || job.status === "cancelled") actions.push(action("Retry", "retry"));
   return el("tr", { "data-job-id": job.id },
