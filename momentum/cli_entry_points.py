@@ -105,8 +105,10 @@ def describe_spec(spec: ParamSpec) -> str:
 
 
 def _row(entry: EntryPointPublic) -> list[str]:
+    from rich.markup import escape  # `[mlp, cnn]` is text, not a style
+
     params = "\n".join(f"{name}: {describe_spec(spec)}" for name, spec in entry.params.items())
-    return [
+    cells = [
         entry.name,
         entry.digest[:12],
         " ".join(entry.command),
@@ -114,6 +116,7 @@ def _row(entry: EntryPointPublic) -> list[str]:
         _or_dash(entry.total_param),
         ", ".join(entry.workers) or "-",
     ]
+    return [escape(cell) for cell in cells]
 
 
 def _or_dash(value: str | None) -> str:

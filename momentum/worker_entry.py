@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import httpx
+from pydantic import ValidationError
 
 from momentum.child import Child, describe_exit
 from momentum.client import MomentumAPIError, MomentumClient
@@ -161,7 +162,8 @@ def _poll_progress(worker: Worker, lease: Lease) -> None:
         return
     try:
         last_step = worker.client.get_run(lease.job.run_id).last_step
-    except (MomentumAPIError, httpx.HTTPError) as exc:
+    except (MomentumAPIError, httpx.HTTPError, ValidationError) as exc:
+        # Progress is for show: a failed read must never stop the job.
         log.debug("job %s: cannot read its run's progress: %s", lease.id, exc)
         return
     if last_step is None:
