@@ -59,7 +59,8 @@ class LineDisplay:
         self._shown_at = 0.0
 
     def job_started(self, lease: Lease) -> tuple[Any, Any]:
-        log.info("job %s: training %s, %s steps", lease.id, _describe(lease), lease.total)
+        steps = f", {lease.total} steps" if lease.total else ""
+        log.info("job %s: training %s%s", lease.id, _describe(lease), steps)
         self._shown_at = time.monotonic()
         return None, None
 
@@ -87,7 +88,8 @@ class BarDisplay(LineDisplay):
 
     def job_started(self, lease: Lease) -> tuple[Any, Any]:
         super().job_started(lease)
-        task = self.progress.add_task("", total=lease.total, job=lease.id, loss="-")
+        total = lease.total or None  # an entry point without total_param: no bar length
+        task = self.progress.add_task("", total=total, job=lease.id, loss="-")
         self._tasks[lease.id] = task
         return self.progress, task
 

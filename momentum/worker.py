@@ -10,6 +10,9 @@ which this worker must stop at once and report nothing: someone else owns the jo
 A stop request (SIGTERM/SIGINT) ends the current step, flushes the metrics and hands
 the job back to the queue with `/release`.
 
+An entry-point job (`job.entry_point`, declared in the worker's momentum.toml) runs the
+user's command as a child process instead: `momentum.worker_entry`.
+
 The trainer of the job's framework (torch, NumPy or Keras) is imported inside
 `Worker.train`, so importing this module (as `momentum.cli` does) stays light.
 

@@ -184,3 +184,18 @@ def test_run_with_no_arguments_writes_the_run_named_by_momentum_run_id(
     run = api.get(f"/runs/{created['id']}").json()
     assert (run["status"], run["params"], run["last_step"]) == ("succeeded", {"momentum": 0.5}, 4)
     assert api.get("/runs").json()["total"] == 1
+
+
+def test_sigterm_to_the_worker_ends_the_child_and_releases_the_job(
+    api: httpx.Client, workers: Workers, project: Path
+) -> None:
+    start(workers, "w-a", project)
+    wait_until(lambda: registered(api), timeout=60)
+    created = submit(api, mode="hang")  # ignores SIGTERM: ended by the SIGKILL after the grace
+    pid = pid_in(project / f"pid-{created['id']}")
+    workers.processes["w-a"].send_signal(signal.SIGTERM)
+    assert workers.processes["w-a"].wait(timeout=30) == 0
+    assert not alive(pid)
+    job = get_job(api, created["id"])
+    assert (job["status"], job["lease_lapses"]) == ("queued", 0), "handed back, not lapsed"
+    assert "handed back to the queue" in workers.log("w-a")
