@@ -18,6 +18,13 @@ import click
 from pydantic import TypeAdapter, ValidationError
 
 from momentum.cli_common import F, api, connection_options, print_table, request_body
+from momentum.cli_entry_points import (
+    check_one_kind,
+    describe_entry_job,
+    entry_point_options,
+    parse_param_grid,
+    parse_params,
+)
 from momentum.cli_train import parse_tags, run_options, training_options
 from momentum.contract.training import TrainingConfig
 
@@ -52,11 +59,14 @@ def _listing_options(what: str) -> Callable[[F], F]:
 
 
 @click.command()
+@entry_point_options
 @training_options
 @connection_options
 @run_options("Job (and run) name [default: job-<id>].")
 @click.option("--max-attempts", type=click.IntRange(1, 100), help="Claims before giving up.")
 def submit(
+    entry_point: str | None,
+    params: tuple[str, ...],
     url: str | None,
     token: str | None,
     name: str | None,
@@ -65,10 +75,15 @@ def submit(
     max_attempts: int | None,
     **fields: Any,
 ) -> None:
-    """Queue one training job for a worker; prints its id and its run's id."""
+    """Queue one job for a worker (the built-in trainer, or an entry point with
+    --param values); prints its id and its run's id."""
     from momentum.contract import JobCreate
 
-    body = {"config": _given(fields), "project": project, "tags": parse_tags(tags)}
+    check_one_kind(entry_point, params, fields)
+    work: dict[str, Any] = {"config": _given(fields)}
+    if entry_point is not None:
+        work = {"entry_point": entry_point, "params": parse_params(params)}
+    body = {**work, "project": project, "tags": parse_tags(tags)}
     body.update(_given({"name": name, "max_attempts": max_attempts}))
     with api(url, token) as client:
         job = client.submit_job(request_body(JobCreate, body))
@@ -98,6 +113,7 @@ def parse_grid(specs: tuple[str, ...]) -> dict[str, list[Any]]:
 
 @click.command()
 @click.option("--grid", "grids", multiple=True, required=True, help="FIELD=V1,V2,...; repeatable.")
+@entry_point_options
 @training_options
 @connection_options
 @click.option("--name", default="sweep", show_default=True, help="Sweep name.")
@@ -105,6 +121,8 @@ def parse_grid(specs: tuple[str, ...]) -> dict[str, list[Any]]:
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")
 def sweep(
     grids: tuple[str, ...],
+    entry_point: str | None,
+    params: tuple[str, ...],
     url: str | None,
     token: str | None,
     name: str,
@@ -112,13 +130,18 @@ def sweep(
     tags: tuple[str, ...],
     **fields: Any,
 ) -> None:
-    """Queue one job per combination of the grids, on top of the training options given."""
+    """Queue one job per combination of the grids, on top of the training options (or
+    an entry point's --param values) given."""
     from momentum.contract import SweepCreate
 
+    check_one_kind(entry_point, params, fields)
+    work: dict[str, Any] = {"base": _given(fields), "grid": parse_grid(grids)}
+    if entry_point is not None:
+        work = {"entry_point": entry_point, "base": parse_params(params)}
+        work["grid"] = parse_param_grid(grids)
     body = {
         "name": name,
-        "base": _given(fields),
-        "grid": parse_grid(grids),
+        **work,
         "project": project,
         "tags": parse_tags(tags),
     }
@@ -163,12 +186,16 @@ def _job_row(job: JobPublic) -> list[str]:
     config = job.config
     # A finished job's summary has the final count; heartbeats report only until then.
     step = (job.summary or {}).get("steps_done", job.progress_step)
-    progress = f"{step}/{config.steps}" if step is not None else "-"
+    total = config.steps if config is not None else job.progress_total
+    progress = "-" if step is None else f"{step}/{_dash(total)}"
+    what = describe_entry_job(job)
+    if config is not None:
+        what = f"{config.optimizer} mu={config.momentum:g} {config.dataset}/{config.model}"
     return [
         str(job.id),
         _dash(job.name),
         _status(job.status),
-        f"{config.optimizer} mu={config.momentum:g} {config.dataset}/{config.model}",
+        what,
         progress,
         f"{job.attempts}/{job.max_attempts}",
         _dash(job.lease_owner),

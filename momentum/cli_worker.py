@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from momentum.client import MomentumClient
+    from momentum.entry_points import EntryPoint
     from momentum.worker import Lease, Outcome, Worker, WorkerOptions
 
 log = logging.getLogger("momentum.worker")
@@ -37,6 +39,10 @@ ENDED = {
 
 
 def _describe(lease: Lease) -> str:
+    job = lease.job
+    if job.entry_point is not None:
+        params = " ".join(f"{name}={value}" for name, value in (job.params or {}).items())
+        return f"entry point {job.entry_point} {params}".rstrip()
     config = lease.config
     return (
         f"{config.framework} {config.optimizer} mu={config.momentum:g} lr={config.lr:g} "
@@ -53,7 +59,8 @@ class LineDisplay:
         self._shown_at = 0.0
 
     def job_started(self, lease: Lease) -> tuple[Any, Any]:
-        log.info("job %s: training %s, %s steps", lease.id, _describe(lease), lease.total)
+        steps = f", {lease.total} steps" if lease.total else ""
+        log.info("job %s: training %s%s", lease.id, _describe(lease), steps)
         self._shown_at = time.monotonic()
         return None, None
 
@@ -81,12 +88,17 @@ class BarDisplay(LineDisplay):
 
     def job_started(self, lease: Lease) -> tuple[Any, Any]:
         super().job_started(lease)
-        task = self.progress.add_task("", total=lease.total, job=lease.id, loss="-")
+        total = lease.total or None  # an entry point without total_param: no bar length
+        task = self.progress.add_task("", total=total, job=lease.id, loss="-")
         self._tasks[lease.id] = task
         return self.progress, task
 
     def job_progress(self, lease: Lease, step: int, total: int) -> None:
-        return None  # the sink draws the bar as values are logged
+        # The sink draws a built-in job's bar as values are logged; an entry point's
+        # moves with the step its run has logged.
+        task = self._tasks.get(lease.id)
+        if lease.job.entry_point is not None and task is not None:
+            self.progress.update(task, completed=step, total=total or None)
 
     def job_ended(self, lease: Lease, outcome: Outcome, detail: str) -> None:
         task = self._tasks.pop(lease.id, None)
@@ -187,6 +199,19 @@ def _frameworks(given: str | None) -> list[str]:
     help="Comma-separated frameworks to train: torch, numpy, keras [default: those installed].",
 )
 @click.option(
+    "--entry-points",
+    "entry_points_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The entry points to run (TOML) [default: ./momentum.toml if there is one].",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds an entry point's child has to exit after SIGTERM before SIGKILL.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar (default when stderr is a terminal) or log lines.",
@@ -199,12 +224,15 @@ def worker(
     once: bool,
     threads: int | None,
     frameworks: str | None,
+    entry_points_file: Path | None,
+    grace: float,
     progress: bool | None,
 ) -> None:
     """Claim queued jobs and train them; SIGTERM/Ctrl-C hands the current job back."""
     from momentum.client import MomentumClient
     from momentum.worker import WorkerOptions, default_worker_id
 
+    entry_points = _entry_points(entry_points_file)
     claimed = _frameworks(frameworks)
     if threads is not None and ("torch" in claimed or "keras" in claimed):
         import torch  # Keras runs on torch here, so this bounds its threads too
@@ -216,6 +244,8 @@ def worker(
         device=_claim_device(device, claimed),
         frameworks=claimed,
         once=once,
+        entry_points=entry_points,
+        grace_s=grace,
     )
     display = _setup_display(worker_id, sys.stderr.isatty() if progress is None else progress)
     with MomentumClient(url, token) as client:
@@ -224,6 +254,16 @@ def worker(
         finally:
             display.close()
     log.info("worker %s stopped", worker_id)
+
+
+def _entry_points(given: Path | None) -> dict[str, EntryPoint]:
+    """momentum.toml's entry points; a malformed file stops the worker before it starts."""
+    from momentum.entry_points import EntryPointFileError, find_entry_points
+
+    try:
+        return find_entry_points(given, Path.cwd())
+    except EntryPointFileError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _serve(client: MomentumClient, options: WorkerOptions, display: LineDisplay) -> None:
@@ -236,11 +276,12 @@ def _serve(client: MomentumClient, options: WorkerOptions, display: LineDisplay)
     try:
         runner = Worker(client, options, display)
         _stop_on_signals(runner)
+        runs = [*options.frameworks, *(f"entry point {name}" for name in options.entry_points)]
         log.info(
             "worker %s (%s; %s) polling %s",
             options.worker_id,
             options.device,
-            ", ".join(options.frameworks),
+            ", ".join(runs),
             client.url,
         )
         runner.serve()

@@ -10,6 +10,9 @@ which this worker must stop at once and report nothing: someone else owns the jo
 A stop request (SIGTERM/SIGINT) ends the current step, flushes the metrics and hands
 the job back to the queue with `/release`.
 
+An entry-point job (`job.entry_point`, declared in the worker's momentum.toml) runs the
+user's command as a child process instead: `momentum.worker_entry`.
+
 The trainer of the job's framework (torch, NumPy or Keras) is imported inside
 `Worker.train`, so importing this module (as `momentum.cli` does) stays light.
 
@@ -20,7 +23,6 @@ heartbeating as usual, so a test sees a job mid-way however fast the machine tra
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import threading
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from momentum.child import OutputHook
 from momentum.client import MomentumAPIError, MomentumClient, Run
 from momentum.client.retry import Backoff, Retrying
 from momentum.client.spool import default_spool_dir
@@ -45,8 +48,12 @@ from momentum.contract import (
     Status,
     TrainingConfig,
 )
-from momentum.contract.values import encode_value
+from momentum.entry_points import EntryPoint
+from momentum.job_outcome import Outcome, OutcomeBody
+from momentum.job_outcome import fail_text as _fail_text
+from momentum.job_outcome import summary as _summary
 from momentum.training import ReportingSink
+from momentum.worker_entry import job_total, register_entry_points, run_entry_point_job
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
@@ -64,7 +71,6 @@ HOLD_POLL_S = 0.05
 # and the job reruns elsewhere.
 REPORT_ATTEMPTS = 4
 REPORT_BACKOFF_S = (0.5, 4.0)  # base, cap
-MAX_ERROR_CHARS = 10_000  # what JobFail.error holds
 
 
 def hold_file_from_environment() -> Path | None:
@@ -73,16 +79,7 @@ def hold_file_from_environment() -> Path | None:
     return Path(value) if value else None
 
 
-OutcomeBody = JobComplete | JobFail | JobRelease
 UNREPORTED = "job %s: could not report %s; its lease will lapse and it will rerun"
-
-
-class Outcome(enum.Enum):
-    completed = "complete"
-    failed = "fail"
-    cancelled = "cancel"
-    released = "release"
-    lost = "lost"
 
 
 @dataclass
@@ -96,6 +93,10 @@ class WorkerOptions:
     flush_timeout_s: float = 20.0
     spool_dir: Path | None = None
     hold_file: Path | None = field(default_factory=hold_file_from_environment)
+    # momentum.toml's entry points, by name; the child's output lines go to `on_output`.
+    entry_points: dict[str, EntryPoint] = field(default_factory=dict)
+    grace_s: float = 10.0  # SIGTERM to SIGKILL, for a cancelled or stopped child
+    on_output: OutputHook | None = None
 
 
 class Display(Protocol):
@@ -116,6 +117,7 @@ class Lease:
     job: JobPublic
     token: str
     expires_at: datetime
+    run_token: str | None = None  # the child's token: it may write only the job's run
     step: int = 0
     total: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -128,6 +130,8 @@ class Lease:
 
     @property
     def config(self) -> TrainingConfig:
+        """The built-in trainer's config (an entry-point job has params instead)."""
+        assert self.job.config is not None, "an entry-point job has no config"
         return self.job.config
 
     def heartbeat_interval(self) -> float:
@@ -149,7 +153,7 @@ class Heartbeat(threading.Thread):
 
     def beat(self) -> None:
         lease = self.lease
-        body = JobHeartbeat(lease_token=lease.token, step=lease.step, total=lease.total)
+        body = JobHeartbeat(lease_token=lease.token, step=lease.step, total=lease.total or None)
         try:
             reply = self.client.heartbeat_job(lease.id, body, timeout=5.0)
         except MomentumAPIError as exc:
@@ -181,6 +185,7 @@ class Worker:
                 "worker_id": options.worker_id,
                 "device": options.device,
                 "frameworks": options.frameworks,
+                "entry_points": [entry.ref() for entry in options.entry_points.values()],
             }
         )
 
@@ -190,8 +195,13 @@ class Worker:
 
     def serve(self) -> None:
         delay = self.options.poll_min_s
+        registered = not self.options.entry_points
         while not self.stopping.is_set():
-            lease = self.claim()
+            if not registered:
+                registered = register_entry_points(
+                    self.client, self.options.entry_points, self.options.worker_id
+                )
+            lease = self.claim() if registered else None
             if lease is None:
                 self.stopping.wait(delay)
                 delay = min(self.options.poll_max_s, delay * 2)
@@ -218,8 +228,9 @@ class Worker:
             return None
         if claimed is None:
             return None
-        job = claimed.job
-        return Lease(job, claimed.lease_token, claimed.lease_expires_at, total=job.config.steps)
+        job, total = claimed.job, job_total(claimed.job, self.options.entry_points)
+        expires_at, run_token = claimed.lease_expires_at, claimed.run_token
+        return Lease(job, claimed.lease_token, expires_at, run_token=run_token, total=total)
 
     def work(self, lease: Lease) -> Outcome:
         """Train the leased job with a heartbeat running, then report its outcome."""
@@ -238,6 +249,8 @@ class Worker:
 
     def train(self, lease: Lease) -> tuple[Outcome, str, OutcomeBody]:
         """Run the trainer into the job's run; (outcome, text for people, report body)."""
+        if lease.job.entry_point is not None:
+            return run_entry_point_job(self, lease)
         from trainer.frameworks import trainer_for
 
         config = lease.config
@@ -349,28 +362,6 @@ class Worker:
             self.client.fail_job(job_id, body)
         else:
             self.client.release_job(job_id, body)
-
-
-def _fail_text(error: str) -> str:
-    """The error as `JobFail` takes it (no NUL, at most its length, never empty), so an
-    odd exception message cannot stop the worker from reporting the failure."""
-    return error.replace("\0", "\ufffd")[:MAX_ERROR_CHARS] or "error"
-
-
-def _summary(result: TrainResult) -> dict[str, Any]:
-    """The result as JSON: non-finite floats as the contract's strings (NaN, Infinity)."""
-    values: dict[str, Any] = {
-        "steps_done": result.steps_done,
-        "final_loss": result.final_loss,
-        "final_val_loss": result.final_val_loss,
-        "best_val_accuracy": result.best_val_accuracy,
-        "elapsed_s": round(result.elapsed_s, 3),
-    }
-    return {key: _json_float(value) for key, value in values.items()}
-
-
-def _json_float(value: Any) -> Any:
-    return encode_value(value) if isinstance(value, float) else value
 
 
 def _holds(hold_file: Path, step: int) -> bool:

@@ -144,3 +144,36 @@ def test_run_is_exported_from_the_top_package() -> None:
     assert momentum.Run is Run
     with pytest.raises(AttributeError):
         _ = momentum.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_inside_an_entry_points_child_run_attaches_to_the_jobs_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MOMENTUM_RUN_ID (set by the worker): `Run()` writes that run, creates none, and
+    keeps its params; its spool file is named after the job's run (`job-<id>`)."""
+    service = FakeService()
+    with make_run(service, tmp_path, name="job-7", params={"momentum": 0.5}) as job_run:
+        pass
+    service.runs[job_run.id]["status"] = "running"  # type: ignore[index]
+    monkeypatch.setenv("MOMENTUM_RUN_ID", str(job_run.id))
+    monkeypatch.setenv("MOMENTUM_JOB_ID", "7")
+    with make_run(service, tmp_path, name=None, params={"ignored": 1}) as run:
+        run.log(0, loss=1.0)
+        run.log(1, loss=0.5)
+    assert run.id == job_run.id and len(service.runs) == 1
+    assert (run.external_id, run.spool_path.name.startswith("job-7-")) == ("job-7", True)
+    stored = service.runs[job_run.id]  # type: ignore[index]
+    assert (stored["status"], stored["params"]) == ("succeeded", {"momentum": 0.5})
+    assert service.steps(job_run.id, "loss") == [0, 1]  # type: ignore[arg-type]
+    assert sum("POST /api/v1/runs ->" in line for line in service.log) == 1  # the job's own
+
+
+def test_an_explicit_external_id_or_run_id_wins_over_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOMENTUM_RUN_ID", "99")
+    assert Run(external_id="mine", spool_dir=tmp_path).attach_to is None
+    assert Run(run_id=3, spool_dir=tmp_path).attach_to == 3
+    monkeypatch.setenv("MOMENTUM_RUN_ID", "x")
+    with pytest.raises(ValueError, match="MOMENTUM_RUN_ID='x' is not a run id"):
+        Run(spool_dir=tmp_path)

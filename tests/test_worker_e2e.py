@@ -42,11 +42,16 @@ class Workers:
         self.hold_file = directory / "hold"
 
     def start(
-        self, worker_id: str, url: str | None = None, frameworks: str | None = None
+        self,
+        worker_id: str,
+        url: str | None = None,
+        frameworks: str | None = None,
+        extra: list[str] | None = None,
     ) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "momentum.cli", "worker", "--url", url or self.url]
         argv += ["--worker-id", worker_id, "--device", "cpu", "--threads", "1", "--no-progress"]
         argv += ["--frameworks", frameworks] if frameworks else []
+        argv += extra or []
         env = {**os.environ, "MOMENTUM_SPOOL_DIR": str(self.directory / f"spool-{worker_id}")}
         env["MOMENTUM_HOLD_FILE"] = str(self.hold_file)
         env.pop("MOMENTUM_TOKEN", None)

@@ -155,8 +155,9 @@ class MomentumClient(JobMethods):
         response = self.request("POST", "/runs", content=body, timeout=timeout)
         return RunPublic.model_validate_json(response.content), response.status_code == 201
 
-    def get_run(self, run_id: int) -> RunPublic:
-        return RunPublic.model_validate_json(self.request("GET", f"/runs/{run_id}").content)
+    def get_run(self, run_id: int, timeout: httpx.Timeout | float | None = None) -> RunPublic:
+        response = self.request("GET", f"/runs/{run_id}", timeout=timeout)
+        return RunPublic.model_validate_json(response.content)
 
     def list_runs(
         self,

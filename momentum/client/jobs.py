@@ -8,11 +8,15 @@ a type error in the worker and the CLI rather than a `KeyError` in a running wor
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
+import orjson
+from pydantic import TypeAdapter
 
 from momentum.client.encoding import encode_body, query_params
 from momentum.contract.common import Page
+from momentum.contract.entry_points import EntryPointPublic, EntryPointRegistration
 from momentum.contract.job_logs import JobLogAck, JobLogAppend, JobLogPage
 from momentum.contract.jobs import (
     Claim,
@@ -29,6 +33,7 @@ from momentum.contract.jobs import (
 from momentum.contract.sweeps import SweepCreate, SweepPublic
 
 NO_JOB = 204
+_ENTRY_POINTS = TypeAdapter(list[EntryPointPublic])
 
 
 class JobMethods:
@@ -79,6 +84,20 @@ class JobMethods:
         """The workers the service has seen, most recent first."""
         response = self.request("GET", "/workers", params={"limit": limit})
         return Page[WorkerPublic].model_validate_json(response.content)
+
+    def register_entry_point(self, name: str, body: EntryPointRegistration) -> EntryPointPublic:
+        """Announce an entry point this worker runs (idempotent: a PUT by name)."""
+        path = f"/entry-points/{quote(name, safe='')}"
+        response = self.request("PUT", path, content=encode_body(body))
+        return EntryPointPublic.model_validate_json(response.content)
+
+    def list_entry_points(self) -> list[EntryPointPublic]:
+        """The registered entry points, each with its params, digest and workers."""
+        response = self.request("GET", "/entry-points")
+        listed = orjson.loads(response.content)
+        # A bare list, or a page of them ({"items": [...], ...}) like the other listings.
+        items = listed["items"] if isinstance(listed, dict) else listed
+        return _ENTRY_POINTS.validate_python(items)
 
     def claim(self, body: Claim) -> ClaimResponse | None:
         """A lease on the next job this worker can run, or None when none is queued."""

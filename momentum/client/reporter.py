@@ -76,9 +76,15 @@ class Reporter:
     """Owns the queue, the two threads and the outbox of one run."""
 
     def __init__(
-        self, client: MomentumClient, create: bytes, spool: Spool, options: ReporterOptions
+        self,
+        client: MomentumClient,
+        create: bytes,
+        spool: Spool,
+        options: ReporterOptions,
+        attach_to: int | None = None,
     ) -> None:
         self.client = client
+        self.attach_to = attach_to  # an existing run to write, instead of creating one
         self.options = options
         self.queue: deque[Entry] = deque()
         self.outbox = Outbox(spool, options.max_memory_bytes)
@@ -252,7 +258,11 @@ class Reporter:
         return True
 
     def _create_run(self) -> None:
-        run, created = self.client.create_run_raw(self._create, timeout=self._timeout())
+        if self.attach_to is not None:
+            # A job's run, made by the service: a run token may write it, not create runs.
+            run, created = self.client.get_run(self.attach_to, timeout=self._timeout()), False
+        else:
+            run, created = self.client.create_run_raw(self._create, timeout=self._timeout())
         if not created and run.status != Status.running:
             # The same external_id again: a resumed run is running once more.
             run = self.client.update_run(run.id, RESUMED)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import time
 import uuid
 import weakref
@@ -28,6 +29,7 @@ from momentum.client.spool import UPDATE, Record, Spool, default_spool_dir, spoo
 from momentum.contract import RunCreate, RunUpdate, Status
 
 log = logging.getLogger("momentum.client")
+RUN_ID_ENV, JOB_ID_ENV = "MOMENTUM_RUN_ID", "MOMENTUM_JOB_ID"  # set for an entry point's child
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
@@ -53,6 +55,11 @@ class Run:
     (an httpx.Client, left open) or `transport` (tests use `httpx.MockTransport`) decide
     how requests travel. `spool_dir` defaults to MOMENTUM_SPOOL_DIR, else
     ~/.cache/momentum/spool. `options` tunes the reporter (see `ReporterOptions`).
+
+    `run_id` attaches to an existing run instead of creating one; it defaults to
+    MOMENTUM_RUN_ID when no `external_id` is given, which is how `momentum.Run()` inside
+    an entry point's child writes the job's run. An attached run keeps its own name,
+    project and params (the job's full params): those given here are not sent.
     """
 
     def __init__(
@@ -70,8 +77,10 @@ class Run:
         transport: httpx.BaseTransport | None = None,
         spool_dir: str | Path | None = None,
         options: ReporterOptions | None = None,
+        run_id: int | None = None,
     ) -> None:
-        self.external_id = external_id or uuid.uuid4().hex
+        self.attach_to = run_id if run_id is not None or external_id else _run_id_from_env()
+        self.external_id = external_id or _attached_external_id(self.attach_to)
         self._create = RunCreate(
             name=name,
             project=project,
@@ -96,7 +105,7 @@ class Run:
             raise RuntimeError("this run was already started")
         create = self._create.model_dump_json(exclude_none=True).encode()
         spool = Spool(self.spool_path, create)
-        self.reporter = Reporter(self.client, create, spool, self.options)
+        self.reporter = Reporter(self.client, create, spool, self.options, self.attach_to)
         if spool.pending:
             log.info("resuming run %s: replaying %s", self.external_id, self.spool_path)
             self.reporter.submit(Record(UPDATE, RESUMED))
@@ -191,6 +200,24 @@ class Run:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.finish(Status.failed if exc_type is not None else Status.succeeded)
+
+
+def _run_id_from_env() -> int | None:
+    value = os.environ.get(RUN_ID_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{RUN_ID_ENV}={value!r} is not a run id")
+    return int(value)
+
+
+def _attached_external_id(run_id: int | None) -> str:
+    """A new run's fresh id; for a job's run, the idempotency key the service gave it
+    (`job-<id>`), so its spool file replays into the same run."""
+    if run_id is None:
+        return uuid.uuid4().hex
+    job_id = os.environ.get(JOB_ID_ENV, "").strip()
+    return f"job-{job_id}" if job_id.isdigit() else f"run-{run_id}"
 
 
 def _update_body(**fields: Any) -> bytes:
