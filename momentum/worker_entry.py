@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import ValidationError
 
-from momentum.child import Child, describe_exit
+from momentum.child import Child, OutputHook, describe_exit
 from momentum.client import MomentumAPIError, MomentumClient
+from momentum.client.log_shipper import LogShipper
 from momentum.contract import JobComplete, JobFail, JobPublic, JobRelease
 from momentum.contract.common import StorableJsonValue
 from momentum.entry_points import EntryPoint
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("momentum.worker")
 CHILD_POLL_S = 0.05  # how soon a cancel or a stop reaches the child
+# How long the job's end waits for the last of its output to reach the service.
+LOG_CLOSE_S = 10.0
 # The worker's own credentials: a child gets its run token instead, or none.
 CREDENTIAL_VARIABLES = frozenset(
     {
@@ -107,14 +110,32 @@ def run_entry_point_job(worker: Worker, lease: Lease) -> tuple[Outcome, str, Out
     params = job.params or {}
     env = child_environment(os.environ, worker.client.url, job, lease.run_token)
     worker.display.job_started(lease)
-    argv, on_output = entry.argv(params), worker.options.on_output
+    argv = entry.argv(params)
     log.info("job %s: running %s in %s", job.id, argv, entry.directory)
+    # The job's log (GET /jobs/{id}/logs) is whole before the job's outcome is reported.
+    shipper = LogShipper(worker.client, job.id, lease.token)
     try:
-        child = Child(argv, cwd=entry.directory, env=env, on_output=on_output)
-    except OSError as exc:
-        error = f"cannot start {entry.definition.command[0]!r}: {exc}"
-        return Outcome.failed, error, JobFail(lease_token=lease.token, error=fail_text(error))
-    return _supervise(worker, lease, child)
+        on_output = _shipping(shipper, worker.options.on_output)
+        try:
+            child = Child(argv, cwd=entry.directory, env=env, on_output=on_output)
+        except OSError as exc:
+            error = f"cannot start {entry.definition.command[0]!r}: {exc}"
+            shipper.write(error + "\n")
+            return Outcome.failed, error, JobFail(lease_token=lease.token, error=fail_text(error))
+        return _supervise(worker, lease, child)
+    finally:
+        shipper.close(LOG_CLOSE_S)
+
+
+def _shipping(shipper: LogShipper, also: OutputHook | None) -> OutputHook:
+    """The child's output lines to the job's log, and to `also` (WorkerOptions.on_output)."""
+
+    def on_output(stream: str, line: bytes) -> None:
+        shipper.write(line.decode("utf-8", errors="replace"))
+        if also is not None:
+            also(stream, line)
+
+    return on_output
 
 
 def _supervise(worker: Worker, lease: Lease, child: Child) -> tuple[Outcome, str, OutcomeBody]:

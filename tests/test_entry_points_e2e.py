@@ -15,24 +15,27 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import wait_until
+from tests.support import live_server, wait_until
 from tests.test_child_process import alive, pid_in
-from tests.test_worker_e2e import Workers, api, get_job, server, wait_for_status, workers
+from tests.test_worker_e2e import Workers, api, get_job, wait_for_status, workers
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(sys.platform != "linux", reason="process groups, /proc"),
 ]
-__all__ = ["api", "server", "workers"]  # fixtures, used by name
+__all__ = ["api", "workers"]  # fixtures, used by name
+LOG_CAP = 1024 * 1024  # the service's MOMENTUM_MAX_JOB_LOG_BYTES in these tests
 
 PROBE = """
 import argparse, os, signal, sys, time
@@ -48,6 +51,22 @@ if args.mode == "fail":
     for n in range(30):
         print(f"trouble line {n}", file=sys.stderr)
     sys.exit(3)
+if args.mode == "talk":  # a few lines, then waits for the test's go-ahead
+    job = os.environ["MOMENTUM_JOB_ID"]
+    for n in range(3):
+        print(f"early line {n}", flush=True)
+    open(f"talked-{job}", "w").close()
+    while not os.path.exists(f"go-{job}"):
+        time.sleep(0.05)
+    print("last line", flush=True)
+    sys.exit(0)
+if args.mode == "flood":  # 50 MB of output between two marks
+    line = "x" * 999 + "\\n"
+    print("HEAD-MARK", flush=True)
+    for _ in range(50_000):
+        sys.stdout.write(line)
+    print("TAIL-MARK", flush=True)
+    sys.exit(0)
 if args.mode == "hang":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # so only the SIGKILL after the grace ends it
     with open(f"pid-{os.environ['MOMENTUM_JOB_ID']}", "w") as out:
@@ -66,9 +85,38 @@ total_param = "steps"
 momentum = {{ type = "float", default = 0.9, min = 0.0, max = 1.0 }}
 seed = {{ type = "int", default = 0 }}
 steps = {{ type = "int", default = 20, min = 1 }}
-mode = {{ type = "str", default = "train", choices = ["train", "fail", "hang"] }}
+mode = {{ type = "str", default = "train", choices = ["train", "fail", "hang", "talk", "flood"] }}
 """
 GRACE_S = 1.0
+
+
+@pytest.fixture
+def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+    """test_worker_e2e's service, with a 1 MiB cap on each job's log."""
+    database = tmp_path / "momentum.sqlite3"
+    shutil.copyfile(sqlite_template, database)
+    env = {
+        "MOMENTUM_DATABASE_URL": f"sqlite:///{database}",
+        "MOMENTUM_LEASE_SECONDS": "2",
+        "MOMENTUM_REAPER_INTERVAL_S": "0.3",
+        "MOMENTUM_MAX_JOB_LOG_BYTES": str(LOG_CAP),
+    }
+    with live_server(env) as url:
+        yield url
+
+
+def job_log(api: httpx.Client, job_id: object) -> tuple[str, bool]:
+    """The job's whole log as the service keeps it, and whether its middle was dropped."""
+    text, offset, truncated = [], 0, False
+    while True:
+        page = api.get(f"/jobs/{job_id}/logs", params={"offset": offset})
+        assert page.status_code == 200, page.text
+        body = page.json()
+        text.append(body["text"])
+        truncated = truncated or body["truncated"]
+        if body["next_offset"] == offset:
+            return "".join(text), truncated
+        offset = body["next_offset"]
 
 
 @pytest.fixture
@@ -199,3 +247,33 @@ def test_sigterm_to_the_worker_ends_the_child_and_releases_the_job(
     job = get_job(api, created["id"])
     assert (job["status"], job["lease_lapses"]) == ("queued", 0), "handed back, not lapsed"
     assert "handed back to the queue" in workers.log("w-a")
+
+
+def test_logs_arrive_while_the_child_runs_and_are_whole_after_it_ends(
+    api: httpx.Client, workers: Workers, project: Path
+) -> None:
+    start(workers, "w-a", project)
+    wait_until(lambda: registered(api), timeout=60)
+    job_id = submit(api, mode="talk")["id"]
+    wait_until(lambda: (project / f"talked-{job_id}").exists(), 60)
+    wait_until(lambda: "early line 2" in job_log(api, job_id)[0], 30)
+    assert get_job(api, job_id)["status"] == "running"  # held by the test, not by luck
+    assert "last line" not in job_log(api, job_id)[0]
+    (project / f"go-{job_id}").touch()
+    wait_for_status(api, job_id, "succeeded", timeout=60)
+    text, truncated = job_log(api, job_id)
+    assert text == "early line 0\nearly line 1\nearly line 2\nlast line\n"
+    assert not truncated
+
+
+def test_a_child_printing_50_mb_keeps_the_head_and_the_tail_within_the_cap(
+    api: httpx.Client, workers: Workers, project: Path
+) -> None:
+    start(workers, "w-a", project)
+    wait_until(lambda: registered(api), timeout=60)
+    job_id = submit(api, mode="flood")["id"]
+    wait_for_status(api, job_id, "succeeded", timeout=180)
+    text, truncated = job_log(api, job_id)
+    assert truncated
+    assert len(text.encode()) <= LOG_CAP
+    assert text.startswith("HEAD-MARK\n") and text.endswith("TAIL-MARK\n")
