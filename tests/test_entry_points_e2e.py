@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from momentum.entry_points import load_entry_points
 from tests.support import live_server, wait_until
 from tests.test_child_process import alive, pid_in
 from tests.test_worker_e2e import Workers, api, get_job, wait_for_status, workers
@@ -277,3 +278,37 @@ def test_a_child_printing_50_mb_keeps_the_head_and_the_tail_within_the_cap(
     assert truncated
     assert len(text.encode()) <= LOG_CAP
     assert text.startswith("HEAD-MARK\n") and text.endswith("TAIL-MARK\n")
+
+
+def test_a_worker_whose_toml_changed_leaves_the_jobs_of_the_old_definition(
+    api: httpx.Client, workers: Workers, project: Path, tmp_path: Path
+) -> None:
+    old = load_entry_points(project / "momentum.toml")["probe"]
+    registered_old = api.put("/entry-points/probe", json=old.registration("w-old").model_dump())
+    assert registered_old.status_code == 201, registered_old.text
+    job_id = submit(api, steps=3)["id"]
+    edited = tmp_path / "edited"
+    shutil.copytree(project, edited)
+    with (edited / "momentum.toml").open("a") as toml:
+        toml.write('extra = { type = "int", default = 0 }\n')
+    start(workers, "w-new", edited)
+    polls = polled_claims(api, "w-new", 3)  # it asked for work three times, and got none
+    assert polls and get_job(api, job_id)["status"] == "queued"
+    start(workers, "w-old", project)
+    job = wait_for_status(api, job_id, "succeeded", timeout=60)
+    assert job["lease_owner"] == "w-old"
+
+
+def polled_claims(api: httpx.Client, worker_id: str, times: int) -> bool:
+    """Wait until `worker_id` has claimed (and been seen) `times` more times."""
+    seen: list[str] = []
+
+    def another_poll() -> bool:
+        workers = {w["id"]: w for w in api.get("/workers").json()["items"]}
+        last = workers.get(worker_id, {}).get("last_seen_at")
+        if last is not None and last not in seen:
+            seen.append(last)
+        return len(seen) > times
+
+    wait_until(another_poll, 60)
+    return True
