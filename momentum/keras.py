@@ -32,7 +32,7 @@ except ImportError as exc:  # the extra is missing, or a backend it needs
 class Logger(Protocol):
     """Where the points go: a `momentum.Run`, or any object with the same `log`."""
 
-    def log(self, step: int, values: Mapping[str, float]) -> Any: ...
+    def log(self, step: int, values: Mapping[str, float], /) -> Any: ...
 
 
 class MomentumCallback(keras.callbacks.Callback):
