@@ -36,13 +36,16 @@ def server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield url
 
 
-def run_script(server: str, tmp_path: Path, argv: list[str], **env: str) -> None:
+def run_script(
+    server: str, tmp_path: Path, argv: list[str], example: Path = EXAMPLE, **env: str
+) -> None:
+    """`argv` (a `python SCRIPT` command) run by hand in `example`, logging to `server`."""
     environment = {**os.environ, "MOMENTUM_URL": server, "OMP_NUM_THREADS": "1", **env}
     environment["MOMENTUM_SPOOL_DIR"] = str(tmp_path / "spool")
     environment.pop("MOMENTUM_TOKEN", None)
     done = subprocess.run(
         [sys.executable, *argv[1:]],
-        cwd=EXAMPLE,
+        cwd=example,
         env=environment,
         capture_output=True,
         text=True,
