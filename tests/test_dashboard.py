@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from momentum.contract.entry_points import EntryPointDefinition, ParamSpec
 from tests.browser import PageProblems, chromium, wait_for_function, watch
 from tests.support import live_server
 
@@ -482,3 +483,108 @@ def test_a_jobs_log_shows_live_in_its_panel_as_text(service: str, opened: Opened
     wait_for_function(
         page, "document.getElementById('job-log-status').textContent === '(succeeded)'"
     )
+
+
+def register_entry_point(url: str, name: str) -> EntryPointDefinition:
+    """What a worker's momentum.toml would declare, registered as the worker does."""
+    definition = EntryPointDefinition(
+        command=["python", "train.py"],
+        total_param="steps",
+        params={
+            "momentum": ParamSpec(type="float", default=0.9, min=0.0, max=1.0),
+            "lr": ParamSpec(type="float", default=0.05, min=0.0, log=True),
+            "steps": ParamSpec(type="int", default=100, min=1, max=100_000),
+            "optimizer": ParamSpec(type="str", default="momentum", choices=["sgd", "momentum"]),
+            "nesterov": ParamSpec(type="bool", default=False),
+            "note": ParamSpec(type="str", default="plain"),
+        },
+    )
+    body = {**definition.model_dump(mode="json"), "digest": definition.compute_digest()}
+    response = httpx.put(f"{url}{API}/entry-points/{name}", json=body)
+    assert response.status_code in (200, 201), response.text
+    return definition
+
+
+def submit_job_form(page: Page, expected: str) -> None:
+    page.locator("#job-form button[type=submit]").click()
+    wait_for_function(
+        page,
+        f"document.getElementById('job-form-result').textContent.includes({json.dumps(expected)})",
+    )
+
+
+def test_the_job_form_draws_an_entry_points_params_and_submits_a_job_and_a_sweep(
+    service: str, opened: Opened
+) -> None:
+    page = opened.page
+    register_entry_point(service, "dash-train")
+    page.goto(f"{service}/?view=jobs")
+    form = page.locator("#job-form")
+    form.locator("#job-entry-point").select_option("dash-train")
+    fields = form.locator("#entry-point-fields")
+    fields.locator("input[name=momentum]").wait_for()
+    assert not form.locator("select[name=framework]").is_visible()
+    labels = [label.inner_text() for label in fields.locator("label").all()]
+    assert any(label.startswith("momentum (float, 0 – 1, list)") for label in labels), labels
+    assert any(label.startswith("lr (float, ≥ 0, log, list)") for label in labels), labels
+    assert any(label.startswith("steps (int, 1 – 100000, list)") for label in labels), labels
+    assert fields.locator("input[name=momentum]").input_value() == "0.9"
+    assert fields.locator("input[name=steps]").input_value() == "100"
+    assert fields.locator("input[name=note]").input_value() == "plain"
+    optimizer = fields.locator("select[name=optimizer]")
+    assert optimizer.locator("option").all_inner_texts() == ["sgd", "momentum"]
+    assert optimizer.evaluate("s => s.selectedOptions[0].textContent") == "momentum"
+    assert not fields.locator("input[name=nesterov]").is_checked()
+
+    fields.locator("input[name=steps]").fill("7")
+    optimizer.select_option(label="sgd")
+    fields.locator("input[name=nesterov]").check()
+    submit_job_form(page, "queued")
+    job_id = int(page.locator("#job-form-result").inner_text().split()[1])
+    job = httpx.get(f"{service}{API}/jobs/{job_id}").json()
+    assert job["entry_point"] == "dash-train"
+    assert job["params"] == {
+        "momentum": 0.9, "lr": 0.05, "steps": 7, "optimizer": "sgd", "nesterov": True,
+        "note": "plain",
+    }  # fmt: skip
+    page.locator(f"#jobs-table tr[data-job-id='{job_id}']").wait_for()
+
+    fields.locator("input[name=momentum]").fill("0.5, 0.9")
+    form.locator("input[name=name]").fill("entry-sweep")
+    submit_job_form(page, "queued 2 jobs")
+    sweeps = httpx.get(f"{service}{API}/sweeps").json()["items"]
+    sweep = next(s for s in sweeps if s["name"] == "entry-sweep")
+    assert sweep["entry_point"] == "dash-train"
+    params = [httpx.get(f"{service}{API}/jobs/{j}").json()["params"] for j in sweep["job_ids"]]
+    assert sorted(p["momentum"] for p in params) == [0.5, 0.9]
+    assert {(p["steps"], p["optimizer"], p["nesterov"]) for p in params} == {(7, "sgd", True)}
+    httpx.post(f"{service}{API}/sweeps/{sweep['id']}/cancel")
+    httpx.post(f"{service}{API}/jobs/{job_id}/cancel")
+
+
+def test_an_out_of_range_param_shows_the_services_message_beside_it(
+    service: str, opened: Opened
+) -> None:
+    page = opened.page
+    register_entry_point(service, "dash-range")
+    page.goto(f"{service}/?view=jobs")
+    form = page.locator("#job-form")
+    form.locator("#job-entry-point").select_option("dash-range")
+    fields = form.locator("#entry-point-fields")
+    fields.locator("input[name=momentum]").fill("1.5")
+    opened.expect_refusal(422)
+    form.locator("button[type=submit]").click()
+    wait_for_function(
+        page,
+        "document.querySelector('#entry-point-fields .field-error[data-for=momentum]')"
+        ".textContent.length > 0",
+    )
+    message = fields.locator(".field-error[data-for=momentum]").inner_text()
+    assert "at most 1.0" in message, message
+    assert form.locator(".field-error[data-for=_form]").inner_text() == ""
+    jobs = httpx.get(f"{service}{API}/jobs", params={"limit": 200}).json()["items"]
+    assert not [j for j in jobs if j.get("entry_point") == "dash-range"]
+    # Back to the built-in trainer: its own fields, the entry point's gone.
+    form.locator("#job-entry-point").select_option("")
+    assert form.locator("select[name=framework]").is_visible()
+    assert fields.locator("input").count() == 0

@@ -1,6 +1,7 @@
 // Jobs view: start a job or a sweep, follow jobs with progress, cancel and retry, workers.
 import { ApiError, get, post } from "./api.js";
 import { el, formatTime, replaceRows, throttle } from "./dom.js";
+import * as entryForm from "./entryform.js";
 import * as jobLog from "./joblog.js";
 
 const refresh = throttle(() => load(), 500);
@@ -13,10 +14,26 @@ export function init() {
     event.preventDefault();
     submit(event.target);
   });
+  document.getElementById("job-entry-point").addEventListener("change", chooseWhatToRun);
 }
 
 export function show() {
   load();
+  const select = document.getElementById("job-entry-point");
+  entryForm.loadChoices(select).then(chooseWhatToRun, (error) => {
+    document.getElementById("job-form-result").textContent = error.message;
+  });
+}
+
+// The built-in trainer's fields or the chosen entry point's: a disabled fieldset's
+// fields are neither submitted nor shown.
+function chooseWhatToRun() {
+  const name = document.getElementById("job-entry-point").value;
+  const builtin = document.getElementById("builtin-fields");
+  const params = document.getElementById("entry-point-fields");
+  builtin.hidden = builtin.disabled = name !== "";
+  params.hidden = params.disabled = name === "";
+  entryForm.draw(params, name);
 }
 
 export function onEvent(kind) {
@@ -33,10 +50,11 @@ function parseValue(name, text) {
 function readForm(form) {
   const config = {};
   const grid = {};
+  const builtin = document.getElementById("builtin-fields");
   for (const [name, raw] of new FormData(form)) {
     if (name === "name") continue;
     // A choice left empty ("model: for the dataset") is the API's default for it.
-    if (raw === "" && form.elements[name].tagName === "SELECT") continue;
+    if (raw === "" && builtin.elements[name].tagName === "SELECT") continue;
     if (LISTS.has(name)) {
       const values = raw.split(",").filter((v) => v.trim() !== "").map((v) => parseValue(name, v));
       if (values.length === 1) config[name] = values[0];
@@ -51,8 +69,14 @@ function readForm(form) {
 async function submit(form) {
   for (const node of form.querySelectorAll(".field-error")) node.textContent = "";
   const result = document.getElementById("job-form-result");
-  const { config, grid, name } = readForm(form);
+  const entryPoint = document.getElementById("job-entry-point").value;
   try {
+    if (entryPoint) {
+      await submitEntryPoint(entryPoint, form.elements.name.value, result);
+      load();
+      return;
+    }
+    const { config, grid, name } = readForm(form);
     if (Object.keys(grid).length) {
       const sweep = await post("/api/v1/sweeps", { name, base: config, grid });
       result.textContent = `sweep ${sweep.id} queued ${sweep.job_ids.length} jobs`;
@@ -67,19 +91,36 @@ async function submit(form) {
   }
 }
 
+async function submitEntryPoint(entryPoint, name, result) {
+  const { params, grid } = entryForm.read();
+  if (Object.keys(grid).length) {
+    const body = { name, entry_point: entryPoint, base: params, grid };
+    const sweep = await post("/api/v1/sweeps", body);
+    result.textContent = `sweep ${sweep.id} queued ${sweep.job_ids.length} jobs`;
+  } else {
+    const job = await post("/api/v1/jobs", { entry_point: entryPoint, params });
+    result.textContent = `job ${job.id} queued`;
+  }
+}
+
 // The API's detail items point at a field by `loc` (["config", "lr"], ["grid",
 // "momentum", 1]); a refused combination points at the whole config but names its
 // fields in the message ("model 'cnn' needs dataset 'digits'"): it goes beside each.
 function showFieldErrors(form, error) {
   const items = error instanceof ApiError && error.detail.length
     ? error.detail : [{ loc: [], msg: error.message }];
-  const fieldNames = [...form.querySelectorAll(".field-error[data-for]")].map((n) => n.dataset.for);
+  // Only the shown fields' slots: an entry point's param may share a built-in field's name.
+  const slots = new Map();
+  for (const node of form.querySelectorAll(".field-error[data-for]")) {
+    if (!node.closest("fieldset:disabled") && !slots.has(node.dataset.for)) slots.set(node.dataset.for, node);
+  }
+  const fieldNames = [...slots.keys()];
   for (const item of items) {
     const located = (item.loc ?? []).find((part) => fieldNames.includes(String(part)));
     const named = fieldNames.filter((name) => new RegExp(`\\b${name} '`).test(item.msg));
     const targets = located !== undefined ? [String(located)] : named.length ? named : ["_form"];
     for (const name of targets) {
-      const target = form.querySelector(`.field-error[data-for="${name}"]`);
+      const target = slots.get(name);
       target.textContent = [target.textContent, item.msg].filter(Boolean).join("; ");
     }
   }
@@ -93,6 +134,12 @@ async function load() {
   replaceRows(document.querySelector("#workers-table tbody"), workers.items.map((w) => el("tr", {},
     el("td", {}, w.id), el("td", {}, w.device), el("td", {}, (w.frameworks ?? []).join(", ")),
     el("td", {}, formatTime(w.last_seen_at)), el("td", {}, w.current_job_id ?? ""))));
+}
+
+// An entry-point job without a total_param has no step count: an indeterminate bar.
+function progressCell(step, total) {
+  if (total === undefined || total === null) return [el("progress", {}), ` ${step}`];
+  return [el("progress", { max: total, value: Math.min(step, total) }), ` ${step}/${total}`];
 }
 
 function jobRow(job) {
@@ -116,7 +163,7 @@ function jobRow(job) {
   return el("tr", { "data-job-id": job.id },
     el("td", { class: "num" }, job.id), el("td", {}, job.name ?? ""),
     el("td", { class: `status-${job.status}` }, job.status, job.cancel_requested && job.status === "running" ? " (cancelling)" : ""),
-    el("td", {}, el("progress", { max: total, value: Math.min(step, total) }), ` ${step}/${total}`),
+    el("td", {}, progressCell(step, total)),
     el("td", { class: "num" }, `${job.attempts}/${job.max_attempts}`),
     el("td", {}, job.lease_owner ?? ""),
     el("td", {}, job.run_id ? el("a", { href: `?view=compare&runs=${job.run_id}` }, `run ${job.run_id}`) : ""),
