@@ -14,19 +14,7 @@ from momentum.contract.entry_points import (
     ParamErrors,
     ParamSpec,
 )
-
-# The issue's own momentum.toml example, as JSON.
-TRAIN: dict[str, Any] = {
-    "command": ["python", "train.py"],
-    "total_param": "steps",
-    "params": {
-        "momentum": {"type": "float", "default": 0.9, "min": 0.0, "max": 1.0},
-        "lr": {"type": "float", "default": 0.01, "min": 0.0, "log": True},
-        "seed": {"type": "int", "default": 0},
-        "steps": {"type": "int", "default": 1000, "min": 1},
-        "arch": {"type": "str", "default": "mlp", "choices": ["mlp", "cnn"]},
-    },
-}
+from tests.entry_point_support import TRAIN
 
 
 def definition(**changes: Any) -> EntryPointDefinition:

@@ -27,9 +27,16 @@ import httpx
 import pytest
 
 from momentum.entry_points import load_entry_points
-from tests.support import live_server, wait_until
+from tests.support import wait_until
 from tests.test_child_process import alive, pid_in
-from tests.test_worker_e2e import Workers, api, get_job, wait_for_status, workers
+from tests.test_worker_e2e import (
+    Workers,
+    api,
+    get_job,
+    sqlite_server,
+    wait_for_status,
+    workers,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -94,15 +101,8 @@ GRACE_S = 1.0
 @pytest.fixture
 def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
     """test_worker_e2e's service, with a 1 MiB cap on each job's log."""
-    database = tmp_path / "momentum.sqlite3"
-    shutil.copyfile(sqlite_template, database)
-    env = {
-        "MOMENTUM_DATABASE_URL": f"sqlite:///{database}",
-        "MOMENTUM_LEASE_SECONDS": "2",
-        "MOMENTUM_REAPER_INTERVAL_S": "0.3",
-        "MOMENTUM_MAX_JOB_LOG_BYTES": str(LOG_CAP),
-    }
-    with live_server(env) as url:
+    cap = {"MOMENTUM_MAX_JOB_LOG_BYTES": str(LOG_CAP)}
+    with sqlite_server(sqlite_template, tmp_path, **cap) as url:
         yield url
 
 

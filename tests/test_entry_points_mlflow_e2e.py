@@ -5,7 +5,6 @@ run token the worker hands it, on a service that requires tokens."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import live_server, wait_until
-from tests.test_worker_e2e import Workers, wait_for_status
+from tests.support import wait_until
+from tests.test_worker_e2e import Workers, sqlite_server, wait_for_status
 
 pytestmark = [
     pytest.mark.e2e,
@@ -45,14 +44,8 @@ steps = {{ type = "int", default = 5, min = 1 }}
 
 @pytest.fixture
 def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
-    database = tmp_path / "momentum.sqlite3"
-    shutil.copyfile(sqlite_template, database)
-    env = {
-        "MOMENTUM_DATABASE_URL": f"sqlite:///{database}",
-        "MOMENTUM_TOKEN": FULL,
-        "MOMENTUM_WORKER_TOKEN": WORKER,
-    }
-    with live_server(env) as url:
+    tokens = {"MOMENTUM_TOKEN": FULL, "MOMENTUM_WORKER_TOKEN": WORKER}
+    with sqlite_server(sqlite_template, tmp_path, **tokens) as url:
         yield url
 
 

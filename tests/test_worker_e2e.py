@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +96,25 @@ class Workers:
                 process.wait()
 
 
-@pytest.fixture
-def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
-    database = tmp_path / "momentum.sqlite3"
-    shutil.copyfile(sqlite_template, database)
-    env = {
+@contextmanager
+def sqlite_server(template: Path, directory: Path, **env: str) -> Iterator[str]:
+    """A real service on a copy of the migrated `template`, short leases and a quick
+    reaper (so a killed worker's job comes back soon), and `env` on top."""
+    database = directory / "momentum.sqlite3"
+    shutil.copyfile(template, database)
+    settings = {
         "MOMENTUM_DATABASE_URL": f"sqlite:///{database}",
         "MOMENTUM_LEASE_SECONDS": "2",
         "MOMENTUM_REAPER_INTERVAL_S": "0.3",
+        **env,
     }
-    with live_server(env) as url:
+    with live_server(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def server(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+    with sqlite_server(sqlite_template, tmp_path) as url:
         yield url
 
 
