@@ -39,6 +39,7 @@ from momentum.contract.job_logs import JobLogAck, JobLogAppend, JobLogPage
 from momentum.contract.jobs import (
     Claim,
     ClaimResponse,
+    EarlyStopped,
     EntryPointRef,
     JobComplete,
     JobCreate,
@@ -82,6 +83,7 @@ __all__ = [
     "BestSetting",
     "Claim",
     "ClaimResponse",
+    "EarlyStopped",
     "CompareResult",
     "CompareSeries",
     "CompareSummary",

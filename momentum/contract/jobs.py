@@ -10,7 +10,7 @@ the outcome of a job someone else now owns.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, model_validator
 
@@ -72,6 +72,19 @@ class EntryPointRef(ContractModel):
     digest: str = Field(pattern=DIGEST_PATTERN)
 
 
+class EarlyStopped(BaseModel):
+    """Why a sweep's early-stopping rule ended a job before its last step."""
+
+    step: int = Field(description="The rung (or check) step at which it was judged.")
+    rule: Literal["asha", "median", "manual"] = Field(
+        description="`asha` or `median` (the sweep's rule), or `manual` (POST /jobs/{id}/stop)."
+    )
+    reason: str = Field(
+        description="A sentence with the numbers, e.g. `stopped at step 300: val_loss 0.84 "
+        "is not in the top 1/3 at rung 300 (cutoff 0.41, 9 runs reached it)`."
+    )
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it. The lease token is never shown: only the claimer has it."""
 
@@ -102,6 +115,11 @@ class JobPublic(BaseModel):
     run_id: int | None
     sweep_id: int | None
     summary: dict[str, JsonValue] | None
+    early_stopped: EarlyStopped | None = Field(
+        default=None,
+        description="Set when its sweep's early-stopping rule stopped it; the job still "
+        "ends `succeeded` (its curve up to that step is a result).",
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -138,6 +156,12 @@ class ClaimResponse(BaseModel):
         description="A token that may write only this job's run, until the lease ends "
         "(for an entry point's child process; never the worker's token).",
     )
+    check_steps: list[int] = Field(
+        default_factory=list,
+        description="Steps at which the trainer flushes its points and heartbeats before "
+        "going on (the rungs of an early-stopping sweep), so a stop decision is made on "
+        "time however fast it trains.",
+    )
 
 
 class JobHeartbeat(ContractModel):
@@ -152,6 +176,11 @@ class JobHeartbeat(ContractModel):
 
 class JobHeartbeatReply(BaseModel):
     cancel: bool = Field(description="Cancel was requested: stop, then call /fail.")
+    stop: bool = Field(
+        default=False,
+        description="Its sweep stopped it early: end the step, flush, then call /complete "
+        "(an entry point's child gets SIGTERM and its grace period first).",
+    )
     lease_expires_at: datetime
 
 

@@ -1,0 +1,26 @@
+"""Adaptive sweeps (#18): search strategy, space, budget, objective, rung decisions.
+
+A placeholder until the issue's work fills it in: revision ids are assigned up front so
+parallel work chains its migrations without renumbering.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0013"
+down_revision: str | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
