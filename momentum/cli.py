@@ -14,7 +14,8 @@ import click
 import momentum
 from momentum.cli_compare import compare, export
 from momentum.cli_entry_points import entry_points
-from momentum.cli_jobs import jobs, runs, submit, sweep, workers
+from momentum.cli_jobs import jobs, runs, submit, workers
+from momentum.cli_sweeps import sweep, sweeps
 from momentum.cli_train import sync, train
 from momentum.cli_worker import worker
 from momentum.up import up
@@ -192,7 +193,19 @@ main.add_command(train)
 main.add_command(sync)
 
 
-for command in (worker, up, submit, sweep, jobs, runs, workers, entry_points, compare, export):
+for command in (
+    worker,
+    up,
+    submit,
+    sweep,
+    sweeps,
+    jobs,
+    runs,
+    workers,
+    entry_points,
+    compare,
+    export,
+):
     main.add_command(command)
 
 

@@ -1,5 +1,5 @@
-"""Commands for people: `submit`, `sweep`, `jobs` (with `cancel`, `retry`, `logs`), `runs`,
-`workers`.
+"""Commands for people: `submit`, `jobs` (with `cancel`, `retry`, `logs`), `runs`,
+`workers` (`sweep` and `sweeps` live in cli_sweeps).
 
 Each is one or two calls through `MomentumClient`, shown as a rich table. An error from
 the service is shown as the contract's message (with its detail items) and exits 1.
@@ -15,23 +15,22 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import TypeAdapter, ValidationError
 
 from momentum.cli_common import F, api, connection_options, print_table, request_body
 from momentum.cli_entry_points import (
     check_one_kind,
     describe_entry_job,
     entry_point_options,
-    parse_param_grid,
     parse_params,
 )
+from momentum.cli_sweeps import parse_grid, sweep
 from momentum.cli_train import parse_tags, run_options, training_options
-from momentum.contract.training import TrainingConfig
 
 if TYPE_CHECKING:
     from momentum.client import MomentumClient
     from momentum.contract import JobPublic, RunPublic, WorkerPublic
 
+__all__ = ["jobs", "parse_grid", "runs", "submit", "sweep", "workers"]
 STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"]
 WRAPPING = frozenset({"name", "config", "error"})
 STYLE = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
@@ -88,73 +87,6 @@ def submit(
     with api(url, token) as client:
         job = client.submit_job(request_body(JobCreate, body))
     click.echo(f"job {job.id} {job.status} (run {job.run_id})")
-
-
-def parse_grid(specs: tuple[str, ...]) -> dict[str, list[Any]]:
-    """`--grid momentum=0,0.5,0.9` → {"momentum": [0.0, 0.5, 0.9]}, typed by the field."""
-    grid: dict[str, list[Any]] = {}
-    fields = TrainingConfig.model_fields
-    for spec in specs:
-        name, sep, values = spec.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not values:
-            raise click.BadParameter(f"{spec!r} is not FIELD=V1,V2,...", param_hint="--grid")
-        if name not in fields:
-            known = ", ".join(fields)
-            raise click.BadParameter(f"unknown field {name!r}; known: {known}", param_hint="--grid")
-        adapter: TypeAdapter[Any] = TypeAdapter(fields[name].annotation or str)
-        try:
-            grid[name] = [adapter.validate_strings(v.strip()) for v in values.split(",")]
-        except ValidationError as exc:
-            message = exc.errors(include_url=False)[0]["msg"]
-            raise click.BadParameter(f"{name}: {message}", param_hint="--grid") from None
-    return grid
-
-
-@click.command()
-@click.option("--grid", "grids", multiple=True, required=True, help="FIELD=V1,V2,...; repeatable.")
-@entry_point_options
-@training_options
-@connection_options
-@click.option("--name", default="sweep", show_default=True, help="Sweep name.")
-@click.option("--project", default="default", show_default=True)
-@click.option("--tag", "tags", multiple=True, help="KEY=VALUE; repeatable.")
-def sweep(
-    grids: tuple[str, ...],
-    entry_point: str | None,
-    params: tuple[str, ...],
-    url: str | None,
-    token: str | None,
-    name: str,
-    project: str,
-    tags: tuple[str, ...],
-    **fields: Any,
-) -> None:
-    """Queue one job per combination of the grids, on top of the training options (or
-    an entry point's --param values) given."""
-    from momentum.contract import SweepCreate
-
-    check_one_kind(entry_point, params, fields)
-    work: dict[str, Any] = {"base": _given(fields), "grid": parse_grid(grids)}
-    if entry_point is not None:
-        work = {"entry_point": entry_point, "base": parse_params(params)}
-        work["grid"] = parse_param_grid(grids)
-    body = {
-        "name": name,
-        **work,
-        "project": project,
-        "tags": parse_tags(tags),
-    }
-    with api(url, token) as client:
-        created = client.create_sweep(request_body(SweepCreate, body))
-    ids = created.job_ids
-    click.echo(f"sweep {created.id}: {len(ids)} jobs queued ({_id_range(ids)})")
-
-
-def _id_range(ids: list[int]) -> str:
-    if not ids:
-        return "none"
-    return f"job {ids[0]}" if len(ids) == 1 else f"jobs {min(ids)}-{max(ids)}"
 
 
 def _ago(at: datetime | None) -> str:

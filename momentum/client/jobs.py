@@ -56,9 +56,18 @@ class JobMethods:
         return self._job("/jobs", body)
 
     def create_sweep(self, body: SweepCreate) -> SweepPublic:
-        """Queue one job per combination of the grid."""
+        """Queue a sweep: one job per grid combination, or a search's first trials."""
         response = self.request("POST", "/sweeps", content=encode_body(body))
         return SweepPublic.model_validate_json(response.content)
+
+    def list_sweeps(self, *, limit: int = 50) -> Page[SweepPublic]:
+        """Sweeps, newest first."""
+        response = self.request("GET", "/sweeps", params={"limit": limit})
+        return Page[SweepPublic].model_validate_json(response.content)
+
+    def get_sweep(self, sweep_id: int) -> SweepPublic:
+        """One sweep: its jobs, and for a search its budget spent, best trial and rungs."""
+        return SweepPublic.model_validate_json(self.request("GET", f"/sweeps/{sweep_id}").content)
 
     def list_jobs(
         self, *, status: str | None = None, sweep_id: int | None = None, limit: int = 50
