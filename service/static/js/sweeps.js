@@ -1,8 +1,10 @@
 // Sweep view: a sweep's runs (or the selected runs) grouped by momentum across seeds:
 // final value vs momentum with ± std error bars, mean ± std bands over steps, the best.
+// A random or TPE sweep, or one that stops runs early, also gets the search panel.
 import { get } from "./api.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
 import { plotly } from "./plotly.js";
+import * as search from "./search.js";
 import * as url from "./url.js";
 
 const PALETTE = ["37,99,235", "220,38,38", "147,51,234", "234,88,12", "8,145,178", "202,138,4"];
@@ -10,6 +12,7 @@ const BEST_RGB = "21,128,61";
 
 let ctx;
 let memberRuns = new Set();
+let searchRuns = new Set();
 const refresh = throttle(() => draw(), 2000);
 
 export function init(context) {
@@ -49,7 +52,8 @@ export async function show() {
 
 export function onEvent(kind, data) {
   const sweep = Number(url.params().get("sweep"));
-  if (memberRuns.has(data.run_id) || (kind === "job" && data.sweep_id === sweep)) refresh();
+  const member = memberRuns.has(data.run_id) || searchRuns.has(data.run_id);
+  if (member || (kind === "job" && data.sweep_id === sweep) || kind === "reset") refresh();
 }
 
 async function fetchGroups() {
@@ -69,7 +73,23 @@ async function fetchGroups() {
   return null;
 }
 
+async function drawSearch() {
+  const id = url.params().get("sweep");
+  try {
+    const sweep = id ? await get(`/api/v1/sweeps/${id}`) : null;
+    if (!sweep || !search.wanted(sweep)) {
+      search.hide();
+      return [];
+    }
+    return await search.draw(sweep);
+  } catch (error) {
+    showError(document.getElementById("sweep-budget"), error);
+    return [];
+  }
+}
+
 async function draw() {
+  drawSearch().then((ids) => { searchRuns = new Set(ids); });
   const best = document.getElementById("sweep-best");
   let result;
   try {
