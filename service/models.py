@@ -78,6 +78,55 @@ class Sweep(Base):
     entry_point: Mapped[str | None] = mapped_column(String(ENTRY_POINT_LENGTH))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Adaptive sweeps (#18): how jobs are chosen, the budget, and what is optimized.
+    strategy: Mapped[str] = mapped_column(String(16), default="grid", server_default="grid")
+    space: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    objective: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    early_stop: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    # None on sweeps made before #18: every job was queued at creation.
+    max_jobs: Mapped[int | None] = mapped_column(Integer)
+    parallelism: Mapped[int | None] = mapped_column(Integer)
+    search_seed: Mapped[int | None] = mapped_column(Integer)
+
+
+class SweepTrial(Base):
+    """One point a random or tpe sweep sampled: its params, its jobs (one per grid copy)
+    and, once they end, its objective. The sampler's history is rebuilt from these rows."""
+
+    __tablename__ = "sweep_trials"
+
+    sweep_id: Mapped[int] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    params: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    # running, complete, pruned (a copy was stopped early) or failed (invalid or failed).
+    state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    job_ids: Mapped[list[int]] = mapped_column(JsonDocument, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SweepRung(Base):
+    """A run's value at a rung of its sweep's early-stopping rule, and the verdict: the
+    primary key makes a second decision about the same rung impossible."""
+
+    __tablename__ = "sweep_rungs"
+
+    sweep_id: Mapped[int] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
+    )
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    cutoff: Mapped[float | None] = mapped_column(Float)
+    # How many runs (this one included) had reached the rung when it was decided.
+    reached: Mapped[int] = mapped_column(Integer)
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Run(Base):

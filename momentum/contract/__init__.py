@@ -60,6 +60,14 @@ from momentum.contract.metrics import (
 )
 from momentum.contract.ops import VersionInfo
 from momentum.contract.runs import RunCreate, RunHeartbeat, RunPublic, RunUpdate
+from momentum.contract.search import (
+    EarlyStop,
+    Objective,
+    Rung,
+    SpaceParam,
+    Strategy,
+    SweepBest,
+)
 from momentum.contract.sweeps import (
     GridError,
     SweepCreate,
@@ -72,6 +80,12 @@ from momentum.contract.training import TrainingConfig
 from momentum.contract.values import EncodedValue, MetricValue, decode_value, encode_value
 
 __all__ = [
+    "EarlyStop",
+    "Objective",
+    "Rung",
+    "SpaceParam",
+    "Strategy",
+    "SweepBest",
     "EntryPointDefinition",
     "EntryPointPublic",
     "EntryPointRef",

@@ -13,12 +13,22 @@ from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, JsonValue, ValidationError, field_validator
+from pydantic import BaseModel, Field, JsonValue, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from momentum.contract.common import ContractModel, Name, Status, StorableJsonValue
 from momentum.contract.entry_points import EntryPointName
 from momentum.contract.jobs import MaxAttempts
 from momentum.contract.runs import Tags
+from momentum.contract.search import (
+    DEFAULT_PARALLELISM,
+    EarlyStop,
+    Objective,
+    Rung,
+    SpaceParam,
+    Strategy,
+    SweepBest,
+)
 from momentum.contract.training import TrainingConfig
 
 # Fields whose combinations TrainingConfig checks; a combination error is blamed on the
@@ -38,12 +48,69 @@ class SweepCreate(ContractModel):
         default_factory=dict, description="Fields (or params) shared by every job."
     )
     grid: dict[str, list[StorableJsonValue]] = Field(
-        description="Field (or param) -> values; one job per combination.",
+        default_factory=dict,
+        description="Field (or param) -> values; one job per combination. With random or "
+        "tpe, each sampled point is crossed with it (e.g. seeds).",
         examples=[{"momentum": [0.0, 0.5, 0.9, 0.99], "seed": [0, 1]}],
     )
     project: Name = Field(default="default", description="The project of the sweep's runs.")
     tags: Tags = Field(default_factory=dict, description="Tags of every run of the sweep.")
     max_attempts: MaxAttempts = None
+    strategy: Strategy = Field(
+        default="grid", description="grid (every combination), random or tpe."
+    )
+    space: dict[str, SpaceParam] | None = Field(
+        default=None,
+        description="random and tpe: field (or param) -> its range or choices.",
+        examples=[
+            {
+                "momentum": {"type": "float", "low": 0.0, "high": 0.99},
+                "lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+            }
+        ],
+    )
+    max_jobs: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        description="random and tpe: the budget, in jobs (a multiple of the grid's size); "
+        "capped by MOMENTUM_MAX_GRID_SIZE.",
+    )
+    parallelism: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=10_000,
+        description=f"Jobs queued or running at once (default {DEFAULT_PARALLELISM} for random "
+        "and tpe; a grid queues every job unless given).",
+    )
+    objective: Objective = Field(
+        default_factory=Objective, description="What the sweep optimizes and reports as best."
+    )
+    early_stop: EarlyStop | None = Field(default=None, description="Stop losing runs at rungs.")
+    search_seed: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=2**31 - 1,
+        description="Seeds the sampler (default: the sweep's id), so a sweep can be replayed.",
+    )
+
+    @model_validator(mode="after")
+    def _search_fields_fit_strategy(self) -> SweepCreate:
+        if self.strategy == "grid":
+            if "grid" not in self.model_fields_set:
+                raise _field_error("grid", "a grid sweep needs a grid", "missing")
+            if self.space is not None:
+                raise _field_error("space", "only random and tpe take a space")
+            if self.max_jobs is not None:
+                raise _field_error("max_jobs", "a grid's budget is its size; drop max_jobs")
+            return self
+        if not self.space:
+            raise _field_error("space", f"{self.strategy} needs a non-empty space")
+        if self.max_jobs is None:
+            raise _field_error("max_jobs", f"{self.strategy} needs a budget (max_jobs)")
+        return self
 
     @field_validator("grid")
     @classmethod
@@ -61,6 +128,14 @@ class SweepCreate(ContractModel):
                     raise ValueError(f"grid field {name!r} repeats the value {value!r}")
                 seen.add(key)
         return grid
+
+
+def _field_error(name: str, msg: str, kind: str = "value_error") -> ValidationError:
+    """A validation error located at the request's field `name` (not at the body)."""
+    error: Any = {"type": kind, "loc": (name,), "ctx": {"error": msg}, "input": None}
+    if kind != "value_error":
+        error = {"type": PydanticCustomError(kind, msg), "loc": (name,), "input": None}
+    return ValidationError.from_exception_data("SweepCreate", [error])
 
 
 def _hashable(value: JsonValue) -> Hashable:
@@ -84,6 +159,16 @@ class SweepPublic(BaseModel):
     counts: dict[Status, int] = Field(description="How many of its jobs are in each status.")
     created_at: datetime
     updated_at: datetime
+    strategy: Strategy = "grid"
+    space: dict[str, SpaceParam] | None = None
+    objective: Objective = Field(default_factory=Objective)
+    early_stop: EarlyStop | None = None
+    max_jobs: int = Field(description="The budget: the jobs the sweep will create in all.")
+    parallelism: int | None = Field(description="Jobs queued or running at once (None: all).")
+    best: SweepBest | None = Field(description="The trial with the best objective so far.")
+    trials: int = Field(description="Jobs created so far.")
+    steps_spent: int = Field(description="The sum of the steps logged by its runs.")
+    rungs: list[Rung] = Field(default_factory=list, description="With early_stop: each rung.")
 
 
 class GridError(ValueError):

@@ -4,17 +4,20 @@ job per combination."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from momentum.contract import (
+    EarlyStop,
     ErrorResponse,
     GridError,
     GroupComparison,
+    Objective,
     Page,
     Status,
+    Strategy,
     SweepCreate,
     SweepPublic,
     expand_grid,
@@ -59,6 +62,16 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
                 counts=counts,
                 created_at=sweep.created_at,
                 updated_at=sweep.updated_at,
+                strategy=cast(Strategy, sweep.strategy),
+                space=sweep.space,
+                objective=Objective.model_validate(sweep.objective or {}),
+                early_stop=EarlyStop.model_validate(sweep.early_stop) if sweep.early_stop else None,
+                max_jobs=sweep.max_jobs if sweep.max_jobs is not None else len(pairs),
+                parallelism=sweep.parallelism,
+                best=None,
+                trials=len(pairs),
+                steps_spent=0,
+                rungs=[],
             )
         )
     return out
