@@ -1,0 +1,81 @@
+"""`momentum sweep --strategy ...` and `momentum sweeps [show ID]` against a real server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from momentum.cli import main
+from tests.support import live_server
+
+pytestmark = pytest.mark.e2e
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="module")
+def url(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    database = tmp_path_factory.mktemp("cli-sweeps") / "momentum.sqlite3"
+    shutil.copyfile(sqlite_template, database)
+    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}) as base_url:
+        yield base_url
+
+
+def cli(url: str, *args: str) -> Result:
+    env = {"MOMENTUM_URL": url, "MOMENTUM_TOKEN": "", "COLUMNS": "200"}
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def get(url: str, path: str) -> Any:
+    return httpx.get(f"{url}{API}{path}").json()
+
+
+def test_the_issues_tpe_sweep_is_created_as_asked_and_shown(url: str) -> None:
+    result = cli(
+        url, "sweep", "--strategy", "tpe", "--space", "momentum=0:0.99",
+        "--space", "lr=1e-3:1:log", "--max-jobs", "30", "--early-stop", "asha",
+        "--objective", "val_loss", "--parallelism", "2", "--min-step", "50",
+        "--name", "cli-tpe", "--dataset", "digits", "--steps", "300",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sweep_id = int(result.output.split()[1].rstrip(":"))
+    assert "tpe search, budget 30 jobs" in result.output
+    sweep = get(url, f"/sweeps/{sweep_id}")
+    assert sweep["strategy"] == "tpe"
+    assert sweep["space"]["momentum"] == {
+        "type": "float", "low": 0.0, "high": 0.99, "log": False, "choices": None,
+    }  # fmt: skip
+    assert sweep["space"]["lr"]["log"] is True
+    assert (sweep["max_jobs"], sweep["parallelism"]) == (30, 2)
+    assert sweep["objective"] == {"key": "val_loss", "mode": "min", "summary": "tail_mean"}
+    assert sweep["early_stop"]["rule"] == "asha"
+    assert (sweep["early_stop"]["key"], sweep["early_stop"]["min_step"]) == ("val_loss", 50)
+    assert sweep["base"] == {"dataset": "digits", "steps": 300}
+
+    shown = cli(url, "sweeps", "show", str(sweep_id))
+    assert shown.exit_code == 0, shown.output
+    assert f"sweep {sweep_id} 'cli-tpe': tpe" in shown.output
+    assert "objective:  val_loss (min, tail_mean)" in shown.output
+    assert "space:      momentum float [0, 0.99]; lr float [0.001, 1] log" in shown.output
+    assert "asha on val_loss (min): rungs at 50 x 3^k" in shown.output
+    assert f"/30 trials, {sweep['steps_spent']:,} steps spent; 2 at once" in shown.output
+    listed = cli(url, "sweeps")
+    assert listed.exit_code == 0, listed.output
+    assert "cli-tpe" in listed.output and "tpe" in listed.output
+
+
+def test_a_space_the_service_refuses_is_its_422_naming_the_field(url: str) -> None:
+    before = get(url, "/sweeps?limit=1")["total"]
+    result = cli(
+        url, "sweep", "--strategy", "random", "--space", "momentum=0:1.5",
+        "--max-jobs", "4", "--dataset", "ravine", "--model", "linear",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "space.momentum" in result.output
+    assert get(url, "/sweeps?limit=1")["total"] == before
