@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -87,6 +88,10 @@ class Sweep(Base):
     max_jobs: Mapped[int | None] = mapped_column(Integer)
     parallelism: Mapped[int | None] = mapped_column(Integer)
     search_seed: Mapped[int | None] = mapped_column(Integer)
+    # True while the sweep may still create jobs (a claim or a job's end tops it up).
+    searching: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # project, tags and max_attempts of the jobs it creates later.
+    job_defaults: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
 
 
 class SweepTrial(Base):

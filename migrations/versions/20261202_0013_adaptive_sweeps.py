@@ -36,6 +36,10 @@ def upgrade() -> None:
     op.add_column("sweeps", sa.Column("max_jobs", sa.Integer(), nullable=True))
     op.add_column("sweeps", sa.Column("parallelism", sa.Integer(), nullable=True))
     op.add_column("sweeps", sa.Column("search_seed", sa.Integer(), nullable=True))
+    op.add_column(
+        "sweeps", sa.Column("searching", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.add_column("sweeps", sa.Column("job_defaults", JSON, nullable=True))
     op.create_table(
         "sweep_trials",
         sa.Column("sweep_id", sa.Integer(), nullable=False),
@@ -82,7 +86,15 @@ def downgrade() -> None:
     op.drop_table("sweep_trials")
     # A plain ALTER TABLE … DROP COLUMN, never a batch copy of `sweeps`: dropping the
     # old table would cascade to every job of every sweep (see 0009).
-    for column in ("search_seed", "parallelism", "max_jobs", "early_stop", "objective"):
+    for column in (
+        "job_defaults",
+        "searching",
+        "search_seed",
+        "parallelism",
+        "max_jobs",
+        "early_stop",
+        "objective",
+    ):
         op.drop_column("sweeps", column)
     op.drop_column("sweeps", "space")
     op.drop_column("sweeps", "strategy")

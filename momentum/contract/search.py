@@ -49,6 +49,8 @@ class SpaceParam(ContractModel):
             raise ValueError("a choice needs a non-empty list of `choices`")
         if len(self.choices) > MAX_CHOICES:
             raise ValueError(f"a choice takes at most {MAX_CHOICES} choices")
+        if any(isinstance(choice, (list, dict)) for choice in self.choices):
+            raise ValueError("`choices` must be numbers, strings, booleans or null")
         shown = [repr(choice) for choice in self.choices]
         if len(set(shown)) != len(shown):
             raise ValueError("`choices` repeats a value")

@@ -4,7 +4,7 @@ job per combination."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -32,10 +32,11 @@ from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep, app_
 from service.entry_point_params import sweep_params
 from service.errors import unprocessable
 from service.models import MAX_ROW_ID, Sweep
+from service.search import checks
 from service.storage import compare as compare_store
 from service.storage import entry_points as entry_store
+from service.storage import rungs as rung_store
 from service.storage import sweeps as sweep_store
-from service.storage.jobs import EntryPointWork, Work
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
@@ -68,10 +69,10 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
                 early_stop=EarlyStop.model_validate(sweep.early_stop) if sweep.early_stop else None,
                 max_jobs=sweep.max_jobs if sweep.max_jobs is not None else len(pairs),
                 parallelism=sweep.parallelism,
-                best=None,
+                best=rung_store.best_trial(session, sweep),
                 trials=len(pairs),
-                steps_spent=0,
-                rungs=[],
+                steps_spent=rung_store.steps_spent(session, sweep.id),
+                rungs=rung_store.sweep_rungs(session, sweep.id),
             )
         )
     return out
@@ -80,36 +81,34 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
 @dataclass(frozen=True)
 class SweepPlan:
     body: SweepCreate
-    combinations: list[tuple[dict[str, Any], Work]]
+    max_jobs: int
     max_attempts: int
 
 
 def _plan_sweep(body: SweepCreate, settings: SettingsDep, request: Request) -> SweepPlan:
-    """The request validated and its grid expanded, before any transaction opens: a write
-    session takes SQLite's write lock as it opens, and every other writer would wait."""
+    """The request validated (its grid expanded, its space and budget checked) before
+    any transaction opens: a write session takes SQLite's write lock as it opens, and
+    every other writer would wait."""
+    definition = None
+    if body.entry_point is not None:
+        with transaction(app_state(request.app).sessions, write=False) as session:
+            definition = entry_store.definition(current_definition(session, body.entry_point))
+    problems = checks.space_problems(body, definition) + checks.key_problems(body, definition)
+    if problems:
+        raise unprocessable(str(GridError(problems)), GridError(problems).items)
+    base = {**body.base, **checks.probe_point(body.space or {})}
     try:
-        if body.entry_point is None:
-            combinations: list[tuple[dict[str, Any], Work]] = list(
-                expand_grid(body.base, body.grid, settings.max_grid_size)
-            )
+        if definition is None:
+            size = len(expand_grid(base, body.grid, settings.max_grid_size))
         else:
-            combinations = _entry_point_combinations(body, settings, request)
+            size = len(sweep_params(definition, base, body.grid, settings.max_grid_size))
+        problems = checks.budget_problems(body, size, settings.max_grid_size)
+        if problems:
+            raise GridError(problems)
     except GridError as exc:
         raise unprocessable(str(exc), exc.items) from None
-    return SweepPlan(body, combinations, body.max_attempts or settings.job_max_attempts)
-
-
-def _entry_point_combinations(
-    body: SweepCreate, settings: SettingsDep, request: Request
-) -> list[tuple[dict[str, Any], Work]]:
-    """base and grid as params of the entry point's current definition (GridError)."""
-    assert body.entry_point is not None
-    with transaction(app_state(request.app).sessions, write=False) as session:
-        entry = current_definition(session, body.entry_point)
-        name, digest = entry.name, entry.digest
-        definition = entry_store.definition(entry)
-    planned = sweep_params(definition, body.base, body.grid, settings.max_grid_size)
-    return [(picked, EntryPointWork(name, digest, params)) for picked, params in planned]
+    max_jobs = body.max_jobs if body.max_jobs is not None else size
+    return SweepPlan(body, max_jobs, body.max_attempts or settings.job_max_attempts)
 
 
 SweepPlanDep = Annotated[SweepPlan, Depends(_plan_sweep)]
@@ -117,12 +116,13 @@ SweepPlanDep = Annotated[SweepPlan, Depends(_plan_sweep)]
 
 @router.post("", status_code=201, response_model=SweepPublic, dependencies=[requires(Scope.admin)])
 def create_sweep(plan: SweepPlanDep, request: Request) -> SweepPublic:
-    """Queue one job per grid combination; every combination is validated first."""
+    """Queue one job per grid combination (every combination validated first), or the
+    first trials of a random or tpe search (its space, budget and objective checked)."""
     # The transaction opens here, not as a WriteSessionDep: FastAPI solves every
     # dependency before it reports a body's validation errors, so a session dependency
     # would take the write lock for a body about to be refused.
     with transaction(app_state(request.app).sessions, write=True) as session:
-        sweep = sweep_store.create_sweep(session, plan.body, plan.combinations, plan.max_attempts)
+        sweep = sweep_store.create_sweep(session, plan.body, plan.max_jobs, plan.max_attempts)
         return to_public(session, [sweep])[0]
 
 

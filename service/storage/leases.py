@@ -22,6 +22,9 @@ from sqlalchemy.orm import Session
 from momentum.contract import Claim, JobComplete, JobFail, JobHeartbeat, Status
 from service.domain_errors import LeaseNotHeld
 from service.models import Job, Run, Worker, utcnow
+from service.storage import rungs as rung_store
+from service.storage import search as search_store
+from service.storage.early_stop import stop_job
 from service.storage.entry_points import declared_total
 from service.storage.jobs import ensure_run, get_job, transition
 
@@ -30,6 +33,7 @@ def claim(session: Session, body: Claim, lease_s: float) -> tuple[Job, str] | No
     """The oldest queued job this worker can run, now leased to it; None if there is none."""
     now = utcnow()
     reap_lapsed_leases(session, now)
+    search_store.top_up_all(session)  # a restarted service or a replica continues sweeps
     job = session.scalars(next_claimable(body)).first()
     if job is None:
         _saw_worker(session, body, now, None)
@@ -118,6 +122,9 @@ def heartbeat(session: Session, job_id: int, body: JobHeartbeat, lease_s: float)
     if run is not None:
         run.last_heartbeat_at = now  # keeps the silent-run reaper off a job's run
     session.flush()
+    verdict = rung_store.judge(session, job)
+    if verdict is not None:
+        stop_job(session, job, verdict)
     return job
 
 
@@ -131,8 +138,10 @@ def complete(session: Session, job_id: int, body: JobComplete) -> Job:
     if job.progress_total is None:
         job.progress_total = declared_total(session, job)
     job.progress_step = job.progress_total
+    rung_store.judge(session, job, ended=True)  # the rungs it reached count for the others
     transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
     session.flush()
+    _sweep_slot_freed(session, job)
     return job
 
 
@@ -143,7 +152,17 @@ def fail(session: Session, job_id: int, body: JobFail) -> Job:
     cancelled = body.cancelled or job.cancel_requested
     transition(session, job, Status.cancelled if cancelled else Status.failed, utcnow())
     session.flush()
+    _sweep_slot_freed(session, job)
     return job
+
+
+def _sweep_slot_freed(session: Session, job: Job) -> None:
+    """A sweep's job ended: settle its trial and queue the next, in this transaction."""
+    if job.sweep_id is None:
+        return
+    sweep = search_store.locked_sweep(session, job.sweep_id, skip_locked=True)
+    if sweep is not None:
+        search_store.top_up(session, sweep)
 
 
 def release(session: Session, job_id: int, token: str) -> Job:

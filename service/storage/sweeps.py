@@ -7,48 +7,44 @@ one sweep end concurrently on different workers, and a stored summary would race
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from momentum.contract import Status, SweepCreate
+from momentum.contract.search import DEFAULT_PARALLELISM
 from service import events
 from service.domain_errors import Conflict, NotFound
 from service.models import Job, Run, Sweep, Worker, utcnow
-from service.storage.jobs import JobSpec, Work, create_job, request_cancel
+from service.storage import search as search_store
+from service.storage.jobs import request_cancel
 
-NAME_LIMIT = 250
 
-
-def create_sweep(
-    session: Session,
-    body: SweepCreate,
-    combinations: list[tuple[dict[str, Any], Work]],
-    max_attempts: int,
-) -> Sweep:
-    """The sweep and its queued jobs, in grid order, each with a run named by its values."""
+def create_sweep(session: Session, body: SweepCreate, max_jobs: int, max_attempts: int) -> Sweep:
+    """The sweep and its first jobs: every grid combination (in grid order) unless
+    `parallelism` limits them, or the first `parallelism` trials of a search."""
     now = utcnow()
+    searches = body.strategy != "grid"
     sweep = Sweep(
         name=body.name,
         base=body.base,
         grid=body.grid,
         entry_point=body.entry_point,
+        strategy=body.strategy,
+        space={name: spec.model_dump() for name, spec in (body.space or {}).items()} or None,
+        objective=body.objective.model_dump(),
+        early_stop=body.early_stop.model_dump() if body.early_stop is not None else None,
+        max_jobs=max_jobs,
+        parallelism=body.parallelism or (DEFAULT_PARALLELISM if searches else None),
+        search_seed=body.search_seed,
+        searching=True,
+        job_defaults={"project": body.project, "tags": body.tags, "max_attempts": max_attempts},
         created_at=now,
         updated_at=now,
     )
     session.add(sweep)
     session.flush()
-    for picked, work in combinations:
-        shown = " ".join(f"{name}={value}" for name, value in picked.items())
-        spec = JobSpec(
-            name=f"{body.name} {shown}".strip()[:NAME_LIMIT],
-            project=body.project,
-            tags=body.tags,
-            max_attempts=max_attempts,
-            sweep_id=sweep.id,
-        )
-        create_job(session, work, spec)
+    search_store.top_up(session, sweep)
     return sweep
 
 
@@ -97,9 +93,17 @@ def cancel_sweep(session: Session, sweep: Sweep) -> int:
     jobs = _sweep_jobs(session, sweep.id, [Status.queued, Status.running])
     for job in jobs:
         request_cancel(session, job, now)
+    # No more trials. Updating the row waits for a top-up in progress (PostgreSQL);
+    # the jobs it committed meanwhile are cancelled by the second pass.
+    sweep.searching = False
     sweep.updated_at = now
     session.flush()
-    return len(jobs)
+    late = _sweep_jobs(session, sweep.id, [Status.queued])
+    for job in late:
+        request_cancel(session, job, now)
+    search_store.settle(session, sweep)
+    session.flush()
+    return len(jobs) + len(late)
 
 
 def delete_sweep(session: Session, sweep: Sweep) -> None:
