@@ -23,7 +23,7 @@ API = "/api/v1"
 def url(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database = tmp_path_factory.mktemp("cli-sweeps") / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
-    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}) as base_url:
+    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}, timeout=90) as base_url:
         yield base_url
 
 

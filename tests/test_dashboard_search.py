@@ -33,7 +33,7 @@ RECORD_CSP_VIOLATIONS = """
 def service(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
     database = tmp_path / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
-    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}) as url:
+    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}, timeout=90) as url:
         yield url
 
 
