@@ -37,7 +37,7 @@ def play_next(api: httpx.Client, rate: float, worker_id: str = "played") -> Play
     claimed = claim.json()
     job, token = claimed["job"], claimed["lease_token"]
     total = job["config"]["steps"]
-    rungs = sorted(step for step in claimed.get("check_steps", []) if step < total)
+    rungs = claimed.get("check_steps") or rungs_of(api, job["sweep_id"], total)
     logged = 0
     for rung in rungs:
         _log(api, job["run_id"], rate, range(logged, rung + 1))
@@ -49,6 +49,16 @@ def play_next(api: httpx.Client, rate: float, worker_id: str = "played") -> Play
     _log(api, job["run_id"], rate, range(logged, total))
     _complete(api, job["id"], token, total)
     return Played(job["id"], job["run_id"], False, total - 1)
+
+
+def rungs_of(api: httpx.Client, sweep_id: int, total: int) -> list[int]:
+    """The rungs below `total` of the sweep's early_stop: min_step · reduction_factor^k."""
+    rule = api.get(f"/sweeps/{sweep_id}").json()["early_stop"]
+    rungs, step = [], rule["min_step"]
+    while step < total:
+        rungs.append(step)
+        step *= rule["reduction_factor"]
+    return rungs
 
 
 def _log(api: httpx.Client, run_id: int, rate: float, steps: range) -> None:
