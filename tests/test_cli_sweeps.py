@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from momentum.cli import main
 from tests.support import live_server
+from tests.sweep_play import asha_sweep, play_sweep
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +35,12 @@ def cli(url: str, *args: str) -> Result:
 
 def get(url: str, path: str) -> Any:
     return httpx.get(f"{url}{API}{path}").json()
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The cells of each line of the rich tables in `output`."""
+    return [[cell.strip() for cell in line.strip("│").split("│")] for line in output.splitlines()
+            if line.startswith("│")]  # fmt: skip
 
 
 def test_the_issues_tpe_sweep_is_created_as_asked_and_shown(url: str) -> None:
@@ -79,3 +86,30 @@ def test_a_space_the_service_refuses_is_its_422_naming_the_field(url: str) -> No
     assert result.exit_code == 1, result.output
     assert "space.momentum" in result.output
     assert get(url, "/sweeps?limit=1")["total"] == before
+
+
+def test_sweeps_show_prints_the_rungs_and_the_stopped_runs_with_their_reasons(url: str) -> None:
+    with httpx.Client(base_url=f"{url}{API}", timeout=30) as api:
+        sweep = api.post("/sweeps", json=asha_sweep("cli-played")).json()
+        played = play_sweep(api, sweep["id"], [1.0, 0.1, 0.05, 0.02])
+        ended = api.get(f"/sweeps/{sweep['id']}").json()
+        stopped = [api.get(f"/jobs/{t.job_id}").json() for t in played if t.stopped]
+    assert stopped, "ASHA stopped none of the losing trials"
+    shown = cli(url, "sweeps", "show", str(sweep["id"]))
+    assert shown.exit_code == 0, shown.output
+    assert f"4/4 trials, {ended['steps_spent']:,} steps spent" in shown.output
+    best = ended["best"]
+    assert f"best:       loss {best['objective']:.4g} (job {best['job_id']}" in shown.output
+    rows = table_rows(shown.output)
+    for rung in ended["rungs"]:
+        row = [
+            str(rung["step"]),
+            f"{rung['cutoff']:.4g}",
+            str(rung["reached"]),
+            str(rung["stopped"]),
+        ]
+        assert row in rows, (row, rows)
+    assert f"stopped early ({len(stopped)} of {len(stopped)})" in shown.output
+    flat = " ".join(shown.output.split())
+    for job in stopped:
+        assert job["early_stopped"]["reason"] in flat

@@ -59,7 +59,7 @@ def chart(page: Page, element_id: str, role: str) -> list[dict[str, Any]]:
         """([id, role]) => document.getElementById(id).data
             .filter((t) => t.meta?.role === role)
             .map((t) => ({x: Array.from(t.x), y: Array.from(t.y), meta: t.meta,
-                          color: t.line?.color ?? null, hovertext: t.hovertext}))""",
+                          color: t.line?.color ?? null, hovertext: [t.hovertext].flat()[0]}))""",
         [element_id, role],
     )
 

@@ -147,7 +147,8 @@ async function drawTrials(sweep, trials) {
   const key = plotlyText(`${sweep.objective.key} (${sweep.objective.mode}, ${sweep.objective.summary})`);
   return Plotly.react("sweep-trials", [points, line], {
     ...LAYOUT, title: { text: `objective by trial: ${key}` },
-    xaxis: { title: { text: "trial" }, rangemode: "tozero" }, yaxis: { title: { text: key } },
+    xaxis: { title: { text: "trial" }, rangemode: "tozero", dtick: trials.length <= 20 ? 1 : null },
+    yaxis: { title: { text: key } },
   }, CONFIG);
 }
 
@@ -158,11 +159,13 @@ async function drawCurves(sweep, trials, curves, key) {
   const traces = trials.filter((t) => curves.has(t.run_id)).map((t) => {
     const series = curves.get(t.run_id);
     const reason = stopReason(t);
+    const label = lines(describeTrial(sweep, t), reason ?? t.job.status);
     return {
       x: series.steps, y: series.values.map(finite), type: "scatter", mode: "lines",
       name: plotlyText(`trial ${t.number}`), opacity: reason ? 0.55 : 1,
       line: { color: reason ? GREY : sweep.best?.job_id === t.job.id ? BEST : LIVE, width: reason ? 1 : 1.5 },
-      hovertext: lines(describeTrial(sweep, t), reason ?? t.job.status),
+      // One per point: a hovertemplate reads %{hovertext} point by point.
+      hovertext: series.steps.map(() => label),
       hovertemplate: "%{hovertext}<br>step %{x}: %{y:.4g}<extra></extra>",
       meta: { role: "trial-curve", job_id: t.job.id, run_id: t.run_id, stopped: Boolean(reason), reason },
     };
