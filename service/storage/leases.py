@@ -24,7 +24,6 @@ from service.domain_errors import LeaseNotHeld
 from service.models import Job, Run, Worker, utcnow
 from service.storage import rungs as rung_store
 from service.storage import search as search_store
-from service.storage.early_stop import stop_job
 from service.storage.entry_points import declared_total
 from service.storage.jobs import ensure_run, get_job, transition
 
@@ -122,9 +121,6 @@ def heartbeat(session: Session, job_id: int, body: JobHeartbeat, lease_s: float)
     if run is not None:
         run.last_heartbeat_at = now  # keeps the silent-run reaper off a job's run
     session.flush()
-    verdict = rung_store.judge(session, job)
-    if verdict is not None:
-        stop_job(session, job, verdict)
     return job
 
 
