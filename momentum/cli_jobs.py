@@ -1,5 +1,5 @@
-"""Commands for people: `submit`, `sweep`, `jobs` (with `cancel`, `retry`, `logs`), `runs`,
-`workers`.
+"""Commands for people: `submit`, `sweep`, `jobs` (with `cancel`, `stop`, `retry`, `logs`),
+`runs`, `workers`.
 
 Each is one or two calls through `MomentumClient`, shown as a rich table. An error from
 the service is shown as the contract's message (with its detail items) and exits 1.
@@ -194,7 +194,7 @@ def _job_row(job: JobPublic) -> list[str]:
     return [
         str(job.id),
         _dash(job.name),
-        _status(job.status),
+        _status(job.status) + (" (stopped early)" if job.early_stopped else ""),
         what,
         progress,
         f"{job.attempts}/{job.max_attempts}",
@@ -216,7 +216,7 @@ def jobs(
     url: str | None,
     token: str | None,
 ) -> None:
-    """List jobs, newest first (`jobs cancel ID`, `jobs retry ID` act on one)."""
+    """List jobs, newest first (`jobs cancel ID`, `jobs stop ID`, `jobs retry ID` act on one)."""
     if ctx.invoked_subcommand is not None:
         return
     with api(url, token) as client:
@@ -241,6 +241,21 @@ def _job_action(action: str, act: Callable[[MomentumClient, int], JobPublic]) ->
 
 jobs.add_command(_job_action("cancel", lambda client, job_id: client.cancel_job(job_id)))
 jobs.add_command(_job_action("retry", lambda client, job_id: client.retry_job(job_id)))
+
+
+@jobs.command("stop")
+@click.argument("job_id", type=int)
+@click.option("--reason", help="Why, in words (kept in the verdict's reason).")
+@connection_options
+def stop(job_id: int, reason: str | None, url: str | None, token: str | None) -> None:
+    """Stop running job ID early, keeping its result: unlike cancel, it ends succeeded
+    (`early_stopped`, rule manual) with its points up to the step it reached."""
+    with api(url, token) as client:
+        job = client.stop_job(job_id, reason)
+    verdict = job.early_stopped
+    said = f": {verdict.reason}" if verdict is not None else ""
+    note = " (its worker stops within seconds)" if job.status == "running" else ""
+    click.echo(f"job {job.id} {job.status}, stopped early{said}{note}")
 
 
 @jobs.command("logs")

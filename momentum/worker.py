@@ -5,7 +5,11 @@ a job retried on another worker resumes the same run and, training being determi
 for its seed, upserts identical points from step 0: no step is ever duplicated.
 
 A background thread heartbeats the lease (reporting progress). Its reply can ask to
-cancel; a 409 means the lease was lost (it lapsed and the job was taken back), after
+cancel, or to stop early (a sweep's rule, or `momentum jobs stop`): the trainer then
+ends the step, flushes and completes, its summary saying `stopped_early`. At each of
+the claim's `check_steps` (a sweep's rungs) the trainer also flushes the run's points
+and heartbeats before going on, so the stop decision is made on the points of that
+very step. A 409 means the lease was lost (it lapsed and the job was taken back), after
 which this worker must stop at once and report nothing: someone else owns the job.
 A stop request (SIGTERM/SIGINT) ends the current step, flushes the metrics and hands
 the job back to the queue with `/release`.
@@ -28,7 +32,6 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,8 +45,6 @@ from momentum.contract import (
     Claim,
     JobComplete,
     JobFail,
-    JobHeartbeat,
-    JobPublic,
     JobRelease,
     Status,
     TrainingConfig,
@@ -54,17 +55,14 @@ from momentum.job_outcome import fail_text as _fail_text
 from momentum.job_outcome import summary as _summary
 from momentum.training import ReportingSink
 from momentum.worker_entry import job_total, register_entry_points, run_entry_point_job
+from momentum.worker_lease import LEASE_LOST, Heartbeat, Lease
 
 if TYPE_CHECKING:
     from trainer.loop import TrainResult
+    from trainer.results import RunHooks
 
 log = logging.getLogger("momentum.worker")
 
-LEASE_LOST = 409
-# Heartbeat a third of the lease (the protocol's advice), but at least every few seconds:
-# the heartbeat's reply is how a cancel reaches the worker.
-MAX_HEARTBEAT_S = 2.0
-MIN_HEARTBEAT_S = 0.1
 HOLD_FILE_ENV = "MOMENTUM_HOLD_FILE"
 HOLD_POLL_S = 0.05
 # Reporting an outcome: a few tries while the service is away, then the lease lapses
@@ -108,70 +106,6 @@ class Display(Protocol):
     def job_progress(self, lease: Lease, step: int, total: int) -> None: ...
 
     def job_ended(self, lease: Lease, outcome: Outcome, detail: str) -> None: ...
-
-
-@dataclass
-class Lease:
-    """One claimed job, shared by the training thread and the heartbeat thread."""
-
-    job: JobPublic
-    token: str
-    expires_at: datetime
-    run_token: str | None = None  # the child's token: it may write only the job's run
-    step: int = 0
-    total: int = 0
-    cancel: threading.Event = field(default_factory=threading.Event)
-    lost: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def id(self) -> int:
-        return self.job.id
-
-    @property
-    def config(self) -> TrainingConfig:
-        """The built-in trainer's config (an entry-point job has params instead)."""
-        assert self.job.config is not None, "an entry-point job has no config"
-        return self.job.config
-
-    def heartbeat_interval(self) -> float:
-        remaining = (self.expires_at - datetime.now(UTC)).total_seconds()
-        return min(MAX_HEARTBEAT_S, max(MIN_HEARTBEAT_S, remaining / 3))
-
-
-class Heartbeat(threading.Thread):
-    """Keeps the lease alive until `lease.done`; sets `lease.cancel` or `lease.lost`."""
-
-    def __init__(self, client: MomentumClient, lease: Lease) -> None:
-        super().__init__(name=f"momentum-heartbeat-{lease.id}", daemon=True)
-        self.client, self.lease = client, lease
-
-    def run(self) -> None:
-        lease = self.lease
-        while not lease.done.wait(lease.heartbeat_interval()) and not lease.lost.is_set():
-            self.beat()
-
-    def beat(self) -> None:
-        lease = self.lease
-        body = JobHeartbeat(lease_token=lease.token, step=lease.step, total=lease.total or None)
-        try:
-            reply = self.client.heartbeat_job(lease.id, body, timeout=5.0)
-        except MomentumAPIError as exc:
-            if exc.status_code == LEASE_LOST:
-                log.warning("job %s: lease lost (%s); stopping it", lease.id, exc.message)
-                lease.lost.set()
-            else:
-                log.warning("job %s: heartbeat refused: %s", lease.id, exc)
-            return
-        except httpx.HTTPError as exc:
-            # Keep training: the lease may outlive a short outage, and a lost one shows
-            # up as a 409 on a later heartbeat.
-            log.warning("job %s: heartbeat failed: %s", lease.id, exc)
-            return
-        lease.expires_at = reply.lease_expires_at
-        if reply.cancel and not lease.cancel.is_set():
-            log.info("job %s: cancel requested; stopping", lease.id)
-            lease.cancel.set()
 
 
 class Worker:
@@ -230,7 +164,9 @@ class Worker:
             return None
         job, total = claimed.job, job_total(claimed.job, self.options.entry_points)
         expires_at, run_token = claimed.lease_expires_at, claimed.run_token
-        return Lease(job, claimed.lease_token, expires_at, run_token=run_token, total=total)
+        lease = Lease(job, claimed.lease_token, expires_at, run_token=run_token, total=total)
+        lease.check_steps = list(claimed.check_steps)
+        return lease
 
     def work(self, lease: Lease) -> Outcome:
         """Train the leased job with a heartbeat running, then report its outcome."""
@@ -238,7 +174,7 @@ class Worker:
         heartbeat = Heartbeat(self.client, lease)
         heartbeat.start()
         try:
-            outcome, detail, body = self.train(lease)
+            outcome, detail, body = self.train(lease, heartbeat)
         finally:
             lease.done.set()
             heartbeat.join()
@@ -247,7 +183,7 @@ class Worker:
         self.display.job_ended(lease, outcome, detail)
         return outcome
 
-    def train(self, lease: Lease) -> tuple[Outcome, str, OutcomeBody]:
+    def train(self, lease: Lease, heartbeat: Heartbeat) -> tuple[Outcome, str, OutcomeBody]:
         """Run the trainer into the job's run; (outcome, text for people, report body)."""
         if lease.job.entry_point is not None:
             return run_entry_point_job(self, lease)
@@ -260,7 +196,8 @@ class Worker:
         sink = ReportingSink(run, bar, task)
 
         def should_stop() -> bool:
-            return lease.lost.is_set() or lease.cancel.is_set() or self.stopping.is_set()
+            ended = lease.lost.is_set() or lease.cancel.is_set() or lease.stop.is_set()
+            return ended or self.stopping.is_set()
 
         def on_progress(step: int, total: int) -> None:
             lease.step, lease.total = step, total
@@ -268,14 +205,26 @@ class Worker:
             if self.options.hold_file is not None:
                 self._hold(self.options.hold_file, step, should_stop)
 
+        hooks: RunHooks = {"should_stop": should_stop, "on_progress": on_progress}
+        if lease.check_steps:
+            hooks["check_steps"] = lease.check_steps
+            hooks["on_check"] = lambda step: self._check(lease, run, heartbeat, step)
         try:
-            result = train(config, sink, should_stop=should_stop, on_progress=on_progress)
+            result = train(config, sink, **hooks)
         except Exception as exc:
             log.exception("job %s: training raised", lease.id)
             error = f"{type(exc).__name__}: {exc}"
             outcome = self._end(lease, run, Outcome.failed, Status.failed)
             return outcome, error, JobFail(lease_token=lease.token, error=_fail_text(error))
         return self._conclude(lease, run, result)
+
+    def _check(self, lease: Lease, run: Run, heartbeat: Heartbeat, step: int) -> bool:
+        """A check step: the run's points up to it delivered, then a heartbeat, before
+        the next step; True when the job must end here (stopped, cancelled or lost)."""
+        if not run.flush(self.options.flush_timeout_s):
+            log.warning("job %s: points up to check step %s not delivered yet", lease.id, step)
+        heartbeat.beat()
+        return lease.stop.is_set() or lease.cancel.is_set() or lease.lost.is_set()
 
     def _hold(self, hold_file: Path, step: int, should_stop: Callable[[], bool]) -> None:
         """The test hook: wait while `hold_file` holds this step (it exists and names no
@@ -287,6 +236,12 @@ class Worker:
         self, lease: Lease, run: Run, result: TrainResult
     ) -> tuple[Outcome, str, OutcomeBody]:
         done = f"{result.steps_done}/{lease.total} steps, final loss {result.final_loss:.4g}"
+        if lease.stop.is_set() and not lease.lost.is_set():
+            # Before cancel: the service takes a stop only without a cancel pending.
+            outcome = self._end(lease, run, Outcome.completed, Status.succeeded, result.diverged)
+            summary = {**_summary(result), "stopped_early": True}
+            body = JobComplete(lease_token=lease.token, diverged=result.diverged, summary=summary)
+            return outcome, f"stopped early: {done}", body
         if lease.cancel.is_set():
             outcome = self._end(lease, run, Outcome.cancelled, Status.cancelled)
             cancelled = JobFail(lease_token=lease.token, error="cancelled", cancelled=True)

@@ -8,6 +8,9 @@ thread) and reads the run's last logged step as progress. How it ends:
 - exit 0: complete; non-zero or a signal: fail with the exit code or signal and the
   last lines of stderr (attempts and retry as for any job);
 - cancel requested: SIGTERM to the child's group, `grace_s`, SIGKILL; reported cancelled;
+- stopped early (a sweep's rule, or `momentum jobs stop`): the same SIGTERM, grace and
+  SIGKILL, then /complete whatever its exit code (its points up to then are the result),
+  and the job's log says so;
 - the worker told to stop (SIGTERM): the same, then the job is released to the queue;
 - lease lost: SIGKILL at once, nothing reported (the job is someone else's now).
 
@@ -122,7 +125,7 @@ def run_entry_point_job(worker: Worker, lease: Lease) -> tuple[Outcome, str, Out
             error = f"cannot start {entry.definition.command[0]!r}: {exc}"
             shipper.write(error + "\n")
             return Outcome.failed, error, JobFail(lease_token=lease.token, error=fail_text(error))
-        return _supervise(worker, lease, child)
+        return _supervise(worker, lease, child, shipper)
     finally:
         shipper.close(LOG_CLOSE_S)
 
@@ -138,7 +141,9 @@ def _shipping(shipper: LogShipper, also: OutputHook | None) -> OutputHook:
     return on_output
 
 
-def _supervise(worker: Worker, lease: Lease, child: Child) -> tuple[Outcome, str, OutcomeBody]:
+def _supervise(
+    worker: Worker, lease: Lease, child: Child, shipper: LogShipper
+) -> tuple[Outcome, str, OutcomeBody]:
     """Wait for the child, acting on a lost lease, a cancel or a stop as soon as it comes."""
     started = time.monotonic()
     next_poll = started
@@ -146,6 +151,8 @@ def _supervise(worker: Worker, lease: Lease, child: Child) -> tuple[Outcome, str
         if lease.lost.is_set():
             child.kill()
             return Outcome.lost, "lease lost: child killed", JobRelease(lease_token=lease.token)
+        if lease.stop.is_set():
+            return _stop_early(worker, lease, child, shipper, time.monotonic() - started)
         if lease.cancel.is_set() or worker.stopping.is_set():
             cancelled = lease.cancel.is_set()
             code = child.stop(worker.options.grace_s)
@@ -156,6 +163,23 @@ def _supervise(worker: Worker, lease: Lease, child: Child) -> tuple[Outcome, str
     if lease.lost.is_set():
         return Outcome.lost, describe_exit(code), JobRelease(lease_token=lease.token)
     return _ended(lease, child, code, time.monotonic() - started)
+
+
+def _stop_early(
+    worker: Worker, lease: Lease, child: Child, shipper: LogShipper, elapsed_s: float
+) -> tuple[Outcome, str, OutcomeBody]:
+    """Stopped early: SIGTERM, its grace, SIGKILL; then complete, whatever it exited with."""
+    grace = worker.options.grace_s
+    shipper.write(f"momentum: job stopped early at step {lease.step}: SIGTERM, {grace:g} s grace\n")
+    how = describe_exit(child.stop(grace))
+    shipper.write(f"momentum: stopped early: command ended ({how}); completing the job\n")
+    summary: dict[str, StorableJsonValue] = {
+        "stopped_early": True,
+        "exit": how,
+        "elapsed_s": round(elapsed_s, 3),
+    }
+    body = JobComplete(lease_token=lease.token, summary=summary)
+    return Outcome.completed, f"stopped early: child {how}", body
 
 
 def _stopped(lease: Lease, cancelled: bool, how: str) -> tuple[Outcome, str, OutcomeBody]:

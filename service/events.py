@@ -30,8 +30,15 @@ KINDS = ("points", "run", "job")
 _EVENT_ORDER_LOCK = 0x6D6F6D65
 _PENDING = "momentum_events"
 _EVENTS = Event.metadata.tables["events"]
-_RUN_FIELDS = ("status", "diverged", "name", "sweep_id")
-_JOB_FIELDS = ("status", "progress_step", "progress_total", "cancel_requested", "run_id")
+_RUN_FIELDS = ("status", "diverged", "name", "sweep_id", "early_stopped")
+_JOB_FIELDS = (
+    "status",
+    "progress_step",
+    "progress_total",
+    "cancel_requested",
+    "run_id",
+    "early_stopped",
+)
 
 
 def record(

@@ -172,6 +172,8 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its job's EarlyStopped verdict ({"step", "rule", "reason"}), when one was stopped early.
+    early_stopped: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
 
 
 class Series(Base):
@@ -284,6 +286,10 @@ class Job(Base):
     entry_point: Mapped[str | None] = mapped_column(String(ENTRY_POINT_LENGTH))
     entry_point_digest: Mapped[str | None] = mapped_column(String(64))
     params: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    # The EarlyStopped verdict (service/storage/early_stop.py). Set on a running job it
+    # is the stop request its worker hears in the heartbeat reply; the job then ends
+    # `succeeded`, keeping it.
+    early_stopped: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

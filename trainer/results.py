@@ -6,7 +6,7 @@ Imports neither torch nor keras, so the NumPy trainer stays pure NumPy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypedDict, Unpack
 
@@ -60,6 +60,10 @@ class RunHooks(TypedDict, total=False):
 
     should_stop: Callable[[], bool] | None
     on_progress: Callable[[int, int], None] | None
+    # Steps logged and evaluated whatever the schedule, after each of which `on_check`
+    # is called (a job's worker flushes and heartbeats there); True ends the run there.
+    check_steps: Collection[int] | None
+    on_check: Callable[[int], bool] | None
 
 
 class Trainer(Protocol):

@@ -67,7 +67,10 @@ class StepSchedule:
 
     `should_stop` is asked before every step; when it answers True that step becomes the
     final one (logged and evaluated) and the result says `cancelled`. `on_progress` gets
-    `(steps_done, config.steps)` on every logged step. The clock starts here.
+    `(steps_done, config.steps)` on every logged step. Each of `check_steps` is logged
+    and evaluated, then `on_check(step)` is asked, after the sink and `on_progress` had
+    it; True makes that step the final one (and the result says `cancelled`): a run
+    stopped early at a check ends exactly there. The clock starts here.
     """
 
     def __init__(
@@ -77,6 +80,8 @@ class StepSchedule:
         self.sink: MetricSink = sink if sink is not None else NullSink()
         self.should_stop = hooks.get("should_stop")
         self.on_progress = hooks.get("on_progress")
+        self.on_check = hooks.get("on_check")
+        self.check_steps = frozenset(hooks.get("check_steps") or ())
         self.tally = Tally()
         self.cancelled = False
         self._final = False
@@ -86,7 +91,7 @@ class StepSchedule:
         """Start `step`; True when it is logged, so its trainer must measure it."""
         self.cancelled = self.should_stop is not None and self.should_stop()
         self._final = self.cancelled or step == self.config.steps - 1
-        return self._final or step % self.config.log_every == 0
+        return self._final or step % self.config.log_every == 0 or step in self.check_steps
 
     def end(self, step: int, logged: Values | None, evaluate: Callable[[], Values]) -> bool:
         """Finish `step` with the values its trainer measured (None when not logged).
@@ -100,7 +105,8 @@ class StepSchedule:
             values = logged
             tally.record(values)
             self._final = self._final or (tally.diverged and config.stop_on_divergence)
-        if self._final or step % config.eval_every == 0:
+        checked = step in self.check_steps
+        if self._final or checked or step % config.eval_every == 0:
             evaluation = evaluate()
             values.update(evaluation)
             tally.record(evaluation)
@@ -109,6 +115,8 @@ class StepSchedule:
             self.sink.log(step, values)
         if self.on_progress is not None and "loss" in values:
             self.on_progress(tally.steps_done, config.steps)
+        if checked and not self._final and self.on_check is not None and self.on_check(step):
+            self.cancelled = self._final = True
         return self._final
 
     def run(

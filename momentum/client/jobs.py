@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 
 from momentum.client.encoding import encode_body, query_params
 from momentum.contract.common import Page
+from momentum.contract.early_stop import JobStop
 from momentum.contract.entry_points import EntryPointPublic, EntryPointRegistration
 from momentum.contract.job_logs import JobLogAck, JobLogAppend, JobLogPage
 from momentum.contract.jobs import (
@@ -76,6 +77,11 @@ class JobMethods:
         """Cancel a queued job at once; a running one once its worker hears of it."""
         return self._job(f"/jobs/{job_id}/cancel")
 
+    def stop_job(self, job_id: int, reason: str | None = None) -> JobPublic:
+        """Stop a running job early, keeping its result: it ends `succeeded` with
+        `early_stopped` (rule `manual`) once its worker hears of it."""
+        return self._job(f"/jobs/{job_id}/stop", JobStop(reason=reason) if reason else None)
+
     def retry_job(self, job_id: int) -> JobPublic:
         """Queue an ended job again."""
         return self._job(f"/jobs/{job_id}/retry")
@@ -109,7 +115,7 @@ class JobMethods:
     def heartbeat_job(
         self, job_id: int, body: JobHeartbeat, timeout: httpx.Timeout | float | None = None
     ) -> JobHeartbeatReply:
-        """Keep the lease and report progress; the reply says whether to cancel."""
+        """Keep the lease and report progress; the reply says whether to cancel or stop."""
         path = f"/jobs/{job_id}/heartbeat"
         response = self.request("POST", path, content=encode_body(body), timeout=timeout)
         return JobHeartbeatReply.model_validate_json(response.content)
@@ -144,7 +150,9 @@ class JobMethods:
         return JobLogPage.model_validate_json(response.content)
 
     def _job(
-        self, path: str, body: JobCreate | JobComplete | JobFail | JobRelease | None = None
+        self,
+        path: str,
+        body: JobCreate | JobComplete | JobFail | JobRelease | JobStop | None = None,
     ) -> JobPublic:
         content = encode_body(body) if body is not None else None
         return JobPublic.model_validate_json(self.request("POST", path, content=content).content)

@@ -29,6 +29,7 @@ class Outbox:
         self._closed = False
         self._changed = threading.Condition()
         self.spooled_records = 0  # records ever written to disk (for stats and tests)
+        self._acked = 0  # records ever acknowledged: what `wait_delivered` counts
 
     def put(self, record: Record) -> None:
         with self._changed:
@@ -59,7 +60,19 @@ class Outbox:
                 self._memory_bytes -= len(self._memory.popleft().body)
             else:
                 self.spool.advance()
+            self._acked += 1
             self._changed.notify_all()
+
+    def delivery_mark(self) -> int:
+        """A mark that `wait_delivered` passes once every record put so far is acknowledged
+        (records leave in order, so counting acknowledgements is enough)."""
+        with self._changed:
+            return self._acked + len(self._memory) + self.spool.pending
+
+    def wait_delivered(self, mark: int, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for `mark` (see `delivery_mark`); True once passed."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._acked >= mark, max(0.0, timeout))
 
     def mark_down(self) -> None:
         """The service is unreachable: keep nothing in memory, spool what comes next."""

@@ -16,6 +16,8 @@
   upserts on (run, key, step). It also sends heartbeats while the service is up.
 - `close` drains the deque, then gives the sender until a deadline; what is still unsent
   then stays in the spool file, whose path `close` returns.
+- `flush` waits, without closing, until everything logged before it was delivered: a
+  barrier in the deque tells the encoder where "before" ends in the outbox.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,14 @@ class ReporterOptions:
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     close_timeout: float = 30.0
+
+
+@dataclass
+class _Barrier:
+    """`flush`'s place in the deque: the encoder sets the outbox's mark at it."""
+
+    encoded: threading.Event
+    mark: int = 0
 
 
 @dataclass
@@ -127,6 +138,17 @@ class Reporter:
             self._wake.set()
             self._room.wait(0.1)
 
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until every value logged before this call was
+        delivered (stored by the service, or refused by it); True if it was."""
+        deadline = time.monotonic() + timeout
+        barrier = _Barrier(threading.Event())
+        self.queue.append((CONTROL, 0.0, {"barrier": barrier}))
+        self._wake.set()
+        if not barrier.encoded.wait(timeout):
+            return False
+        return self.outbox.wait_delivered(barrier.mark, deadline - time.monotonic())
+
     def close(self, timeout: float | None = None) -> Path | None:
         """Flush within `timeout` seconds; returns the spool path if anything is left."""
         timeout = self.options.close_timeout if timeout is None else timeout
@@ -168,7 +190,7 @@ class Reporter:
             if entry[0] is CONTROL:
                 self._emit(chunk)
                 chunk, points = [], 0
-                self.outbox.put(entry[2]["record"])
+                self._control(entry[2])
                 continue
             chunk.append(entry)
             points += len(entry[2])
@@ -176,6 +198,14 @@ class Reporter:
                 self._emit(chunk)
                 chunk, points = [], 0
         self._emit(chunk)
+
+    def _control(self, control: Mapping[str, Any]) -> None:
+        barrier = control.get("barrier")
+        if barrier is None:
+            self.outbox.put(control["record"])
+            return
+        barrier.mark = self.outbox.delivery_mark()
+        barrier.encoded.set()
 
     def _emit(self, chunk: list[Entry]) -> None:
         self._room.set()

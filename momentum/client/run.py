@@ -132,6 +132,15 @@ class Run:
             assert self.reporter is not None
             self.reporter.nudge()
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every value logged so far is stored by the service; False if
+        `timeout` seconds (default: the options' `close_timeout`) passed first, the
+        values then staying queued (spooled while the service is away). Training
+        never needs it; a worker calls it where a decision reads the points."""
+        if self.reporter is None or self.status is not None or isinstance(self._queue, _Refusing):
+            return True  # not started, or finished: nothing more can be logged
+        return self.reporter.flush(self.options.close_timeout if timeout is None else timeout)
+
     def update(self, **fields: Any) -> None:
         """Change the run (name, diverged, params, tags), in order with the values logged."""
         body = _update_body(**fields)

@@ -28,6 +28,7 @@ from momentum.contract.compare import (
     RunSummary,
     Stat,
 )
+from momentum.contract.early_stop import EarlyStopped, JobStop
 from momentum.contract.entry_points import (
     EntryPointDefinition,
     EntryPointPublic,
@@ -39,7 +40,6 @@ from momentum.contract.job_logs import JobLogAck, JobLogAppend, JobLogPage
 from momentum.contract.jobs import (
     Claim,
     ClaimResponse,
-    EarlyStopped,
     EntryPointRef,
     JobComplete,
     JobCreate,
@@ -117,6 +117,7 @@ __all__ = [
     "JobHeartbeat",
     "JobHeartbeatReply",
     "JobPublic",
+    "JobStop",
     "JobRelease",
     "JobLogAck",
     "JobLogAppend",

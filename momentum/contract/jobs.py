@@ -10,11 +10,12 @@ the outcome of a job someone else now owns.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, model_validator
 
 from momentum.contract.common import ContractModel, Name, Status, StorableJsonValue, Text
+from momentum.contract.early_stop import EarlyStopped
 from momentum.contract.entry_points import (
     DIGEST_PATTERN,
     MAX_PARAMS,
@@ -70,19 +71,6 @@ class EntryPointRef(ContractModel):
 
     name: EntryPointName
     digest: str = Field(pattern=DIGEST_PATTERN)
-
-
-class EarlyStopped(BaseModel):
-    """Why a sweep's early-stopping rule ended a job before its last step."""
-
-    step: int = Field(description="The rung (or check) step at which it was judged.")
-    rule: Literal["asha", "median", "manual"] = Field(
-        description="`asha` or `median` (the sweep's rule), or `manual` (POST /jobs/{id}/stop)."
-    )
-    reason: str = Field(
-        description="A sentence with the numbers, e.g. `stopped at step 300: val_loss 0.84 "
-        "is not in the top 1/3 at rung 300 (cutoff 0.41, 9 runs reached it)`."
-    )
 
 
 class JobPublic(BaseModel):

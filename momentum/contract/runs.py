@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, JsonValue, StrictBool, StringConstraints
 
 from momentum.contract.common import NO_NUL, ContractModel, Name, Status, StorableJsonValue
+from momentum.contract.early_stop import EarlyStopped
 from momentum.contract.values import EncodedValue
 
 TagValue = Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)]
@@ -63,6 +64,11 @@ class RunPublic(BaseModel):
         default_factory=dict,
         description="Best finite value of each key whose name says which way is better: "
         "the lowest of `…loss` keys, the highest of `…accuracy`/`…acc` keys.",
+    )
+    early_stopped: EarlyStopped | None = Field(
+        default=None,
+        description="Its job was stopped early (a sweep's rule, or by hand): at which "
+        "step, by which rule, and why. Also its tag `momentum.early_stopped` (the reason).",
     )
 
 

@@ -9,12 +9,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
-from momentum.contract import ErrorResponse, JobCreate, JobPublic, Page, Status
+from momentum.contract import ErrorResponse, JobCreate, JobPublic, JobStop, Page, Status
 from service.auth import Scope, requires
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.entry_point_params import ParamsRefused, job_params
 from service.errors import unprocessable
 from service.models import MAX_ROW_ID, EntryPoint, Job
+from service.storage import early_stop
 from service.storage import entry_points as entry_store
 from service.storage import jobs as job_store
 
@@ -118,3 +119,12 @@ def retry_job(job_id: JobId, session: WriteSessionDep, settings: SettingsDep) ->
     """Queue a failed or cancelled job again; its run restarts from step 0."""
     job = job_store.get_job(session, job_id, lock=True)
     return to_public([job_store.retry_job(session, job, settings.job_max_attempts)])[0]
+
+
+@_job_action("stop")
+def stop_job(job_id: JobId, session: WriteSessionDep, body: JobStop | None = None) -> JobPublic:
+    """Stop a running job early, keeping its result: it ends `succeeded` with
+    `early_stopped` (rule `manual`) once its worker hears of it; 409 unless running."""
+    job = job_store.get_job(session, job_id, lock=True)
+    reason = body.reason if body is not None else None
+    return to_public([early_stop.stop_by_hand(session, job, reason)])[0]

@@ -27,7 +27,7 @@ from service import run_tokens
 from service.api.jobs import JobId, to_public
 from service.auth import Scope, requires
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
-from service.storage import leases
+from service.storage import early_stop, leases
 
 jobs_router = APIRouter(prefix="/jobs", tags=["workers"])
 router = APIRouter(prefix="/workers", tags=["workers"])
@@ -62,6 +62,7 @@ def claim_job(
         lease_token=token,
         lease_expires_at=job.lease_expires_at,
         run_token=run_tokens.mint(job.id, job.run_id, token),
+        check_steps=early_stop.check_steps_for(session, job),
     )
 
 
@@ -71,23 +72,29 @@ def claim_job(
 def heartbeat_job(
     job_id: JobId, body: JobHeartbeat, session: WriteSessionDep, settings: SettingsDep
 ) -> JobHeartbeatReply:
-    """Extend the lease and report progress; the reply says whether to cancel."""
+    """Extend the lease and report progress; the reply says whether to cancel, or to
+    stop early (`stop`: end the step, flush, complete)."""
     job = leases.heartbeat(session, job_id, body, settings.lease_seconds)
     assert job.lease_expires_at is not None
-    return JobHeartbeatReply(cancel=job.cancel_requested, lease_expires_at=job.lease_expires_at)
+    return JobHeartbeatReply(
+        cancel=job.cancel_requested,
+        stop=job.early_stopped is not None,
+        lease_expires_at=job.lease_expires_at,
+    )
 
 
 @jobs_router.post(
     "/{job_id}/complete", response_model=JobPublic, dependencies=WORKER, responses=FENCED
 )
 def complete_job(job_id: JobId, body: JobComplete, session: WriteSessionDep) -> JobPublic:
-    """The job trained to the end: succeeded (diverged or not)."""
+    """The job trained to the end, or to its early stop: succeeded (diverged or not)."""
     return to_public([leases.complete(session, job_id, body)])[0]
 
 
 @jobs_router.post("/{job_id}/fail", response_model=JobPublic, dependencies=WORKER, responses=FENCED)
 def fail_job(job_id: JobId, body: JobFail, session: WriteSessionDep) -> JobPublic:
-    """The job failed, or stopped for a cancel (`cancelled: true`): failed or cancelled."""
+    """The job failed, or stopped for a cancel (`cancelled: true`): failed or cancelled;
+    a job stopped early ends succeeded (its child's exit after SIGTERM is no failure)."""
     return to_public([leases.fail(session, job_id, body)])[0]
 
 

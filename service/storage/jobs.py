@@ -185,11 +185,12 @@ def _mirror_run(
 
 
 def request_cancel(session: Session, job: Job, now: datetime) -> bool:
-    """Queued → cancelled at once; running → flagged for its worker. False if it had ended."""
+    """Queued → cancelled at once; running → flagged for its worker. False if it had
+    ended, or was stopped early (the stop came first: it ends succeeded with its result)."""
     if job.status == Status.queued:
         transition(session, job, Status.cancelled, now)
         return True
-    if job.status == Status.running:
+    if job.status == Status.running and job.early_stopped is None:
         job.cancel_requested = True
         job.updated_at = now
         return True
@@ -198,6 +199,9 @@ def request_cancel(session: Session, job: Job, now: datetime) -> bool:
 
 def cancel_job(session: Session, job: Job) -> Job:
     if not request_cancel(session, job, utcnow()):
+        if job.early_stopped is not None:
+            reason = job.early_stopped.get("reason")
+            raise Conflict(f"job {job.id} was stopped early ({reason}); it ends succeeded")
         raise Conflict(f"job {job.id} already ended ({job.status}); there is nothing to cancel")
     session.flush()
     return job

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from momentum.contract import Claim, JobComplete, JobFail, JobHeartbeat, Status
 from service.domain_errors import LeaseNotHeld
 from service.models import Job, Run, Worker, utcnow
+from service.storage import early_stop
 from service.storage import rungs as rung_store
 from service.storage import search as search_store
 from service.storage.entry_points import declared_total
@@ -104,7 +105,8 @@ def held_job(session: Session, job_id: int, token: str) -> Job:
 
 
 def heartbeat(session: Session, job_id: int, body: JobHeartbeat, lease_s: float) -> Job:
-    """Extend the lease, record progress; the caller answers with `cancel_requested`."""
+    """Extend the lease, record progress, let a sweep judge the job; the caller answers
+    with `cancel_requested` and whether it was stopped early (`early_stopped`)."""
     job = held_job(session, job_id, body.lease_token)
     now = utcnow()
     job.lease_expires_at = now + timedelta(seconds=lease_s)
@@ -121,32 +123,44 @@ def heartbeat(session: Session, job_id: int, body: JobHeartbeat, lease_s: float)
     if run is not None:
         run.last_heartbeat_at = now  # keeps the silent-run reaper off a job's run
     session.flush()
+    if job.early_stopped is None and not job.cancel_requested:
+        early_stop.judge_at_heartbeat(session, job)
     return job
 
 
 def complete(session: Session, job_id: int, body: JobComplete) -> Job:
-    """Succeeded, even if a cancel was requested meanwhile: the result exists."""
+    """Succeeded, even if a cancel was requested meanwhile: the result exists. A job
+    stopped early keeps its verdict and shows the steps it did."""
     job = held_job(session, job_id, body.lease_token)
     job.summary = body.summary
-    job.error = None
-    # A succeeded job has done all its steps: the last heartbeat (if one came at all,
-    # for a job quicker than the heartbeat interval) predates the last steps.
-    if job.progress_total is None:
-        job.progress_total = declared_total(session, job)
-    job.progress_step = job.progress_total
-    rung_store.judge(session, job, ended=True)  # the rungs it reached count for the others
-    transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
+    if job.early_stopped is not None:
+        early_stop.end_stopped(session, job, utcnow(), diverged=body.diverged)
+    else:
+        job.error = None
+        # A succeeded job has done all its steps: the last heartbeat (if one came at
+        # all, for a job quicker than the heartbeat interval) predates the last steps.
+        if job.progress_total is None:
+            job.progress_total = declared_total(session, job)
+        job.progress_step = job.progress_total
+        rung_store.judge(session, job, ended=True)  # its rungs count for the others
+        transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
     session.flush()
     _sweep_slot_freed(session, job)
     return job
 
 
 def fail(session: Session, job_id: int, body: JobFail) -> Job:
-    """Failed, or cancelled when the worker stopped for a cancel (flagged or requested)."""
+    """Failed, or cancelled when the worker stopped for a cancel (flagged or requested).
+    A job stopped early ends succeeded, as stopped: its child killed by the stop's
+    SIGTERM exits non-zero, yet its points up to the stop are its result."""
     job = held_job(session, job_id, body.lease_token)
-    job.error = body.error
-    cancelled = body.cancelled or job.cancel_requested
-    transition(session, job, Status.cancelled if cancelled else Status.failed, utcnow())
+    if job.early_stopped is not None:
+        reported = {"stopped_early": True, "report": body.error}
+        early_stop.end_stopped(session, job, utcnow(), summary=reported)
+    else:
+        job.error = body.error
+        cancelled = body.cancelled or job.cancel_requested
+        transition(session, job, Status.cancelled if cancelled else Status.failed, utcnow())
     session.flush()
     _sweep_slot_freed(session, job)
     return job
@@ -168,7 +182,9 @@ def release(session: Session, job_id: int, token: str) -> Job:
     """
     job = held_job(session, job_id, token)
     now = utcnow()
-    if job.cancel_requested:
+    if job.early_stopped is not None:
+        early_stop.end_stopped(session, job, now)  # stopped: nothing is left to run
+    elif job.cancel_requested:
         transition(session, job, Status.cancelled, now)
     else:
         job.max_attempts += 1
@@ -188,7 +204,9 @@ def reap_lapsed_leases(session: Session, now: datetime | None = None) -> int:
     ).all()
     for job in lapsed:
         job.lease_lapses += 1
-        if job.cancel_requested:
+        if job.early_stopped is not None:
+            early_stop.end_stopped(session, job, now)  # its points up to the stop are its result
+        elif job.cancel_requested:
             job.error = f"cancelled; worker {job.lease_owner} stopped heartbeating"
             transition(session, job, Status.cancelled, now)
         elif job.attempts < job.max_attempts:
