@@ -136,7 +136,8 @@ def test_a_random_sweep_tops_up_within_parallelism_to_exactly_its_budget_across_
                 _finish(client, claimed, 1.0 + index)
                 assert _active(engine, sweep["id"]) <= 2
             final = _sweep(client, sweep["id"])
-            assert claim(client) is None or index < 5
+    with TestClient(create_app(settings)) as client:
+        assert claim(client) is None  # the budget is spent
     assert final["trials"] == 6 and final["status"] == "succeeded"
     assert final["steps_spent"] == 6 * 5
     with Session(engine) as session:
@@ -201,9 +202,10 @@ def test_asha_decides_each_rung_once_on_the_stored_curves(
     sweep = _create(client, {**body, "early_stop": early_stop})
     claims = [claim(client, worker_id=f"w{i}") for i in range(4)]
     curves = {}
+    replies: list[bool] = []
     for index, scale in enumerate([1.0, 2.0, 0.5, 1.5]):
         claimed = claims[index]
-        assert claimed is not None and claimed["check_steps"] in ([], [4, 8, 16])
+        assert claimed is not None and claimed["check_steps"] == [4, 8, 16]
         values = scale * (1 + np.arange(8) / 10)  # past the rung too: never judged on
         curves[claimed["job"]["id"]] = values
         log_points(
@@ -211,8 +213,8 @@ def test_asha_decides_each_rung_once_on_the_stored_curves(
             claimed["job"]["run_id"],
             [{"key": "loss", "step": s, "value": float(v)} for s, v in enumerate(values)],
         )
-        _heartbeat(client, claimed)
-        _heartbeat(client, claimed)  # a second heartbeat decides nothing again
+        replies.append(_heartbeat(client, claimed)["stop"])
+        assert _heartbeat(client, claimed)["stop"] == replies[-1]  # nothing decided again
     with Session(engine) as session:
         decided = session.scalars(select(SweepRung).order_by(SweepRung.decided_at)).all()
     assert [(row.step, row.stopped, row.reached) for row in decided] == [
@@ -226,6 +228,17 @@ def test_asha_decides_each_rung_once_on_the_stored_curves(
         assert row.value == pytest.approx(expected)
     assert decided[1].cutoff == pytest.approx(decided[0].value)
     assert decided[3].cutoff == pytest.approx(decided[0].value)  # 2nd best of 4
+    assert replies == [False, True, False, True]
+    for row in decided[1::2]:  # the reason's numbers are the stored curves'
+        stopped = client.get(f"{API}/jobs/{row.job_id}").json()["early_stopped"]
+        assert stopped == {
+            "step": 4,
+            "rule": "asha",
+            "reason": (
+                f"stopped at step 4: loss {row.value:.4g} is not in the top 1/2 at rung 4 "
+                f"(cutoff {row.cutoff:.4g}, {row.reached} runs reached it)"
+            ),
+        }
     rungs = _sweep(client, sweep["id"])["rungs"]
     assert rungs == [
         {"step": 4, "cutoff": pytest.approx(decided[3].cutoff), "reached": 4, "stopped": 2}

@@ -32,6 +32,7 @@ from momentum.contract import EarlyStopped, Status
 from momentum.contract.early_stop import MAX_REASON_CHARS
 from service.domain_errors import Conflict
 from service.models import Job, Run, Series, utcnow
+from service.storage import rungs as rung_store
 from service.storage.entry_points import declared_total
 from service.storage.jobs import transition
 
@@ -125,23 +126,19 @@ def check_steps_for(session: Session, job: Job) -> list[int]:
     """The steps at which the job's trainer flushes its points and heartbeats before
     going on (the claim's `check_steps`): the rungs of an early-stopping sweep.
 
-    [] for a job outside an early-stopping sweep. THE SWEEP ENGINE EXTENDS THIS (#18):
-    for a job of a sweep with `early_stop`, return its rung steps below the job's total.
+    [] for a job outside an early-stopping sweep; else its rung steps below the job's
+    total (service/storage/rungs.py).
     """
     if job.sweep_id is None:
         return []
-    from service.storage import rungs  # the sweep engine imports this module
-
-    return rungs.check_steps(session, job)
+    return rung_store.check_steps(session, job)
 
 
 def judge_at_heartbeat(session: Session, job: Job) -> None:
     """Called by every heartbeat of a running job that is not stopped or cancelled, in
     its transaction with the job locked, after its progress is recorded and before the
-    reply. THE SWEEP ENGINE EXTENDS THIS (#18): decide at a rung and call `stop_job`;
-    the reply then says `stop: true`."""
-    from service.storage import rungs  # the sweep engine imports this module
-
-    verdict = rungs.judge(session, job)
+    reply: the sweep decides the rungs the job's stored points reached (rungs.judge), and
+    a stop is recorded with `stop_job`, so the reply says `stop: true`."""
+    verdict = rung_store.judge(session, job)
     if verdict is not None:
         stop_job(session, job, verdict)

@@ -135,16 +135,15 @@ def complete(session: Session, job_id: int, body: JobComplete) -> Job:
     job.summary = body.summary
     if job.early_stopped is not None:
         early_stop.end_stopped(session, job, utcnow(), diverged=body.diverged)
-        session.flush()
-        return job
-    job.error = None
-    # A succeeded job has done all its steps: the last heartbeat (if one came at all,
-    # for a job quicker than the heartbeat interval) predates the last steps.
-    if job.progress_total is None:
-        job.progress_total = declared_total(session, job)
-    job.progress_step = job.progress_total
-    rung_store.judge(session, job, ended=True)  # the rungs it reached count for the others
-    transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
+    else:
+        job.error = None
+        # A succeeded job has done all its steps: the last heartbeat (if one came at
+        # all, for a job quicker than the heartbeat interval) predates the last steps.
+        if job.progress_total is None:
+            job.progress_total = declared_total(session, job)
+        job.progress_step = job.progress_total
+        rung_store.judge(session, job, ended=True)  # its rungs count for the others
+        transition(session, job, Status.succeeded, utcnow(), diverged=body.diverged)
     session.flush()
     _sweep_slot_freed(session, job)
     return job
@@ -158,11 +157,10 @@ def fail(session: Session, job_id: int, body: JobFail) -> Job:
     if job.early_stopped is not None:
         reported = {"stopped_early": True, "report": body.error}
         early_stop.end_stopped(session, job, utcnow(), summary=reported)
-        session.flush()
-        return job
-    job.error = body.error
-    cancelled = body.cancelled or job.cancel_requested
-    transition(session, job, Status.cancelled if cancelled else Status.failed, utcnow())
+    else:
+        job.error = body.error
+        cancelled = body.cancelled or job.cancel_requested
+        transition(session, job, Status.cancelled if cancelled else Status.failed, utcnow())
     session.flush()
     _sweep_slot_freed(session, job)
     return job
