@@ -41,6 +41,8 @@ class Recorder:
             answer = {"id": 1, "name": "s", "entry_point": "train", "job_ids": [1, 2]}
             answer |= {"base": {}, "grid": {}, "status": "queued", "counts": {}}
             answer |= {"created_at": NOW, "updated_at": NOW}
+            answer |= {"max_jobs": 2, "parallelism": None, "best": None, "trials": 2}
+            answer |= {"steps_spent": 0}
             return httpx.Response(201, json=answer)
         if request.url.path.endswith("/entry-points"):
             listed = {**DEFINITION.model_dump(mode="json"), "name": "train"}

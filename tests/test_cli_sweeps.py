@@ -5,15 +5,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 
-from momentum.cli import main
+from tests.entry_point_support import register
 from tests.support import live_server
 from tests.sweep_play import asha_sweep, play_sweep
+from tests.test_cli_jobs import cli, get
 
 pytestmark = pytest.mark.e2e
 
@@ -26,15 +25,6 @@ def url(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     shutil.copyfile(sqlite_template, database)
     with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}, timeout=90) as base_url:
         yield base_url
-
-
-def cli(url: str, *args: str) -> Result:
-    env = {"MOMENTUM_URL": url, "MOMENTUM_TOKEN": "", "COLUMNS": "200"}
-    return CliRunner().invoke(main, list(args), env=env)
-
-
-def get(url: str, path: str) -> Any:
-    return httpx.get(f"{url}{API}{path}").json()
 
 
 def table_rows(output: str) -> list[list[str]]:
@@ -113,3 +103,23 @@ def test_sweeps_show_prints_the_rungs_and_the_stopped_runs_with_their_reasons(ur
     flat = " ".join(shown.output.split())
     for job in stopped:
         assert job["early_stopped"]["reason"] in flat
+
+
+def test_an_entry_point_search_samples_its_params_within_the_space(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert register(client).status_code in (200, 201)
+    result = cli(
+        url, "sweep", "--entry-point", "train", "--strategy", "random",
+        "--space", "lr=1e-4:1e-1:log", "--space", "arch=choice:mlp,cnn",
+        "--space", "seed=0:9:int", "--max-jobs", "3", "--parallelism", "3",
+        "--param", "steps=50", "--objective", "val_accuracy", "--name", "cli-entry",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sweep = get(url, f"/sweeps/{int(result.output.split()[1].rstrip(':'))}")
+    assert (sweep["entry_point"], sweep["strategy"], sweep["trials"]) == ("train", "random", 3)
+    assert sweep["objective"]["mode"] == "max"  # an accuracy is maximised unless told
+    for job_id in sweep["job_ids"]:
+        params = get(url, f"/jobs/{job_id}")["params"]
+        assert 1e-4 <= params["lr"] <= 1e-1 and params["arch"] in ("mlp", "cnn")
+        assert isinstance(params["seed"], int) and 0 <= params["seed"] <= 9
+        assert params["steps"] == 50

@@ -17,16 +17,11 @@ from playwright.sync_api import Page
 from tests.browser import chromium, wait_for_function, watch
 from tests.support import live_server
 from tests.sweep_play import asha_sweep, play_sweep
+from tests.test_dashboard import RECORD_CSP_VIOLATIONS
 
 pytestmark = pytest.mark.e2e
 
 MARKUP = '<b id="pwn">x</b>'
-RECORD_CSP_VIOLATIONS = """
-    window.cspViolations = [];
-    document.addEventListener("securitypolicyviolation", (event) => {
-        window.cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
-    });
-"""
 
 
 @pytest.fixture
