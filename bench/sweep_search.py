@@ -15,8 +15,11 @@ objective, its gap to the grid's best, and the wall time; then the mean per stra
 and whether TPE + ASHA met the target (within 5 % of the grid's best objective with at
 most a third of the grid's steps).
 
-    python bench/sweep_search.py                       # defaults: a few minutes here
-    python bench/sweep_search.py --steps 300 --seeds 2 --max-jobs 20   # a quick look
+    python bench/sweep_search.py                  # 300 steps a run, 3 seeds: 5-15 minutes
+    python bench/sweep_search.py --steps 200 --seeds 1 --max-jobs 10   # a quick look
+
+The grid is trained once (it has no seed to vary); the searches once per seed. Wall
+times depend on what else the machine runs; steps do not.
 """
 
 from __future__ import annotations
@@ -61,12 +64,12 @@ class Outcome:
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=600, help="Steps per run (default 600).")
+    parser.add_argument("--steps", type=int, default=300, help="Steps per run (default 300).")
     parser.add_argument("--eval-every", type=int, default=25, help="Steps between val_loss.")
     parser.add_argument("--seeds", type=int, default=3, help="Search seeds per strategy.")
     parser.add_argument("--max-jobs", type=int, default=30, help="Budget of each search.")
     parser.add_argument("--parallelism", type=int, default=4)
-    parser.add_argument("--min-step", type=int, default=50, help="ASHA's first rung.")
+    parser.add_argument("--min-step", type=int, default=25, help="ASHA's first rung.")
     parser.add_argument("--reduction-factor", type=int, default=3)
     parser.add_argument("--objective", default="val_loss", help="Key; minimised, tail_mean.")
     parser.add_argument("--workers", type=int, default=2, help="Worker processes.")
@@ -192,9 +195,14 @@ def row(o: Outcome, grid: Outcome) -> list[str]:
     best = "-" if o.best is None else f"{o.best:.4f}"
     seed = "mean" if o.seed == -1 else "-" if o.seed is None else str(o.seed)
     return [
-        o.strategy, seed, f"{o.trials:g}", f"{o.stopped:g}", f"{o.steps:,.0f}",
+        o.strategy, seed, count(o.trials), count(o.stopped), f"{o.steps:,.0f}",
         f"{o.steps / grid.steps * 100:.0f} %", best, gap(o.best, grid.best), f"{o.wall_s:.0f}",
     ]  # fmt: skip
+
+
+def count(value: float) -> str:
+    """A count, or a mean of counts to one decimal."""
+    return str(value) if isinstance(value, int) else f"{value:.1f}"
 
 
 def average(outcomes: list[Outcome]) -> Outcome:
@@ -228,7 +236,7 @@ def main() -> None:
     args = arguments()
     directory = Path(tempfile.mkdtemp(prefix="sweep-search-"))
     env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{directory / 'momentum.sqlite3'}"}
-    console = Console()
+    console = Console(width=140)  # the table whole, whatever the terminal
     try:
         with live_server(env, timeout=60) as url:
             workers = start_workers(url, args.workers, directory)
@@ -250,7 +258,8 @@ def measure(url: str, args: argparse.Namespace, console: Console) -> list[Outcom
     with httpx.Client(base_url=f"{url}{API}", timeout=60) as client:
         for body in bodies:
             outcome = run_sweep(client, body, args.timeout)
-            console.print(f"  {body['name']}: {row(outcome, outcomes[0] if outcomes else outcome)}")
+            shown = row(outcome, outcomes[0] if outcomes else outcome)
+            console.print(f"  {body['name']}: " + ", ".join(shown[2:]), highlight=False)
             outcomes.append(outcome)
     return outcomes
 
