@@ -12,7 +12,8 @@ import pytest
 
 from momentum.contract import EarlyStop
 from service.search import rules
-from service.search.sampler import PastTrial, Sampler
+from service.search.history import PastTrial
+from service.search.sampler import Sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
