@@ -3,16 +3,19 @@ Optuna's own pruners on the same values, and the sampler rebuilt from history.""
 
 from __future__ import annotations
 
+import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 
-from momentum.contract import EarlyStop
-from service.search import rules
-from service.search.sampler import PastTrial, Sampler
+from momentum.contract import EarlyStop, SweepCreate
+from service.search import checks, rules
+from service.search.history import PastTrial
+from service.search.sampler import Sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -159,3 +162,12 @@ def test_a_failed_point_is_told_back_and_kept_in_the_history() -> None:
     assert sampler.study.trials[0].state == optuna.trial.TrialState.FAIL
     rebuilt = Sampler("random", SPACE, "min", 1, [PastTrial(number, point, "failed")], 10)
     assert rebuilt.ask()[0] == 1
+
+
+def test_the_readmes_example_request_is_valid() -> None:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("POST /api/v1/sweeps\n", 1)[1].split("```", 1)[0]
+    body = SweepCreate.model_validate(json.loads(block))
+    assert body.strategy == "tpe" and body.early_stop is not None
+    assert checks.space_problems(body, None) == [] and checks.key_problems(body, None) == []
+    assert checks.budget_problems(body, 2, 256) == []

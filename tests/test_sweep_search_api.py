@@ -4,6 +4,7 @@ points costing no budget, rung decisions against the stored curves, cancel and d
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -274,3 +275,33 @@ def test_a_cancelled_search_creates_no_more_trials_and_deletes_with_its_state(
         assert session.scalar(select(func.count()).select_from(SweepTrial)) == 0
         assert session.scalar(select(func.count()).select_from(SweepRung)) == 0
         assert session.scalar(select(func.count()).select_from(Sweep)) == 0
+
+
+def test_concurrent_claims_and_ends_never_pass_parallelism_or_budget(
+    client: TestClient, engine: Engine
+) -> None:
+    """Claims and completions from four threads at once (on PostgreSQL, each its own
+    connection racing for the sweep's row lock): never over 2 in flight, exactly 8 jobs."""
+    sweep = _create(client, _search(max_jobs=8, parallelism=2))
+
+    def claim_and_finish(worker: int) -> bool:
+        claimed = claim(client, worker_id=f"w{worker}")
+        if claimed is not None:
+            _finish(client, claimed, 1.0 + worker)
+        return claimed is not None
+
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(12):
+            if not any(pool.map(claim_and_finish, range(4))):
+                break
+            assert _active(engine, sweep["id"]) <= 2
+    final = _sweep(client, sweep["id"])
+    assert final["trials"] == 8 and final["status"] == "succeeded", final
+    with Session(engine) as session:
+        jobs = session.scalars(select(Job).where(Job.sweep_id == sweep["id"])).all()
+    moments = sorted(
+        [(j.created_at, 1) for j in jobs] + [(j.ended_at, -1) for j in jobs],
+        key=lambda m: (m[0], m[1]),
+    )
+    in_flight = np.cumsum([change for _, change in moments])
+    assert in_flight.max() <= 2

@@ -58,7 +58,7 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
                 entry_point=sweep.entry_point,
                 base=sweep.base,
                 grid=sweep.grid,
-                status=sweep_status(counts),
+                status=_status(sweep, counts),
                 job_ids=[job_id for job_id, _ in pairs],
                 counts=counts,
                 created_at=sweep.created_at,
@@ -76,6 +76,12 @@ def to_public(session: Session, sweeps: list[Sweep]) -> list[SweepPublic]:
             )
         )
     return out
+
+
+def _status(sweep: Sweep, counts: dict[Status, int]) -> Status:
+    """From its jobs' statuses; a sweep that will create more jobs has not ended."""
+    status = sweep_status(counts)
+    return Status.running if sweep.searching and status.is_terminal else status
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -22,6 +21,8 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from service.search.history import PastTrial
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 STATES = {
     "running": TrialState.RUNNING,
@@ -31,17 +32,6 @@ STATES = {
 }
 # TPE samples at random until this many trials ended (or a third of the budget, if less).
 TPE_STARTUP_TRIALS = 10
-
-
-@dataclass(frozen=True)
-class PastTrial:
-    """A trial as our tables hold it."""
-
-    number: int
-    params: dict[str, Any]
-    state: str
-    value: float | None = None
-    intermediate: dict[int, float] = field(default_factory=dict)
 
 
 def distributions(space: Mapping[str, Mapping[str, Any]]) -> dict[str, BaseDistribution]:

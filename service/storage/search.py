@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -25,10 +25,13 @@ from momentum.contract.metrics import MAX_STEP
 from service.analysis.summary import summarize
 from service.entry_point_params import ParamsRefused, job_params
 from service.models import Job, Series, Sweep, SweepRung, SweepTrial, utcnow
-from service.search.sampler import PastTrial, Sampler
+from service.search.history import PastTrial
 from service.storage import entry_points as entry_store
 from service.storage.jobs import EntryPointWork, JobSpec, Work, create_job
 from service.storage.metrics import read_columns
+
+if TYPE_CHECKING:
+    from service.search.sampler import Sampler
 
 ACTIVE = (Status.queued.value, Status.running.value)
 NAME_LIMIT = 250
@@ -196,6 +199,9 @@ def _search_top_up(session: Session, sweep: Sweep, room: int) -> int:
 
 
 def _sampler(sweep: Sweep, history: list[PastTrial]) -> Sampler:
+    # Imported here: Optuna costs the service's start time only when a search samples.
+    from service.search.sampler import Sampler  # noqa: PLC0415
+
     objective = Objective.model_validate(sweep.objective or {})
     seed = sweep.search_seed if sweep.search_seed is not None else sweep.id
     budget = (sweep.max_jobs or 1) // len(copies(sweep.grid))
