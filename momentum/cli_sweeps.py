@@ -210,7 +210,7 @@ def show(sweep_id: int, url: str | None, token: str | None) -> None:
     if stopped:
         columns = ["job", "run", "step", "rule", "reason"]
         print_table(
-            f"stopped early ({len(stopped)} of {total})",
+            f"stopped early ({len(stopped)} of {total} jobs)",
             columns,
             [_stopped_row(job) for job in stopped],
             wrapping=frozenset({"reason"}),
@@ -218,11 +218,13 @@ def show(sweep_id: int, url: str | None, token: str | None) -> None:
 
 
 def stopped_jobs(client: MomentumClient, sweep_id: int) -> tuple[list[JobPublic], int]:
-    """The sweep's jobs its rule (or a person) stopped early, oldest first."""
+    """The sweep's jobs its rule (or a person) stopped early, oldest first, and how many
+    jobs it has (its first 1000 are looked at: the most one sweep may create by default
+    is 256)."""
     page = client.list_jobs(sweep_id=sweep_id, limit=PAGE)
     stopped = [job for job in page.items if job.early_stopped is not None]
     stopped.sort(key=lambda job: job.id)
-    return stopped, len(stopped)
+    return stopped, page.total
 
 
 def _stopped_row(job: JobPublic) -> list[str]:

@@ -99,7 +99,7 @@ def test_sweeps_show_prints_the_rungs_and_the_stopped_runs_with_their_reasons(ur
             str(rung["stopped"]),
         ]
         assert row in rows, (row, rows)
-    assert f"stopped early ({len(stopped)} of {len(stopped)})" in shown.output
+    assert f"stopped early ({len(stopped)} of 4 jobs)" in shown.output
     flat = " ".join(shown.output.split())
     for job in stopped:
         assert job["early_stopped"]["reason"] in flat
