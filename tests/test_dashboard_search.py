@@ -127,4 +127,10 @@ def test_the_search_panel_draws_trials_rungs_and_stops_live(service: str, page: 
     hover = page.locator("#sweep-curves .hoverlayer").text_content() or ""
     assert "stopped at step" in hover, hover
     assert page.locator("#pwn").count() == 0
+    # The sweep's status in the picker follows it too.
+    assert ended["status"] == "succeeded"
+    wait_for_function(
+        page,
+        "document.getElementById('sweep-choice').selectedOptions[0].text.endsWith('(succeeded)')",
+    )
     api.close()

@@ -77,6 +77,8 @@ async function drawSearch() {
   const id = url.params().get("sweep");
   try {
     const sweep = id ? await get(`/api/v1/sweeps/${id}`) : null;
+    const option = sweep && document.querySelector(`#sweep-choice option[value="${sweep.id}"]`);
+    if (option) option.textContent = `#${sweep.id} ${sweep.name} (${sweep.status})`; // live status
     if (!sweep || !search.wanted(sweep)) {
       search.hide();
       return [];
