@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from momentum.contract import Verdict, VerdictBest, VerdictComparison, VerdictGroup
 from service.analysis import verdict as stats
 from service.analysis.groups import value_order
-from service.analysis.summary import Mode, summarize
+from service.analysis.summary import Mode
 from service.analysis.verdict_text import Wording, sentence
 from service.comparison import group_key, param_value, read_curves, unknown_parameter
 from service.models import Run
@@ -36,12 +36,13 @@ def run_numbers(
 ) -> dict[int, stats.RunNumber]:
     """Each run's one number: its `summary` of `key` (compare/summary's definitions)."""
     curves = read_curves(session, runs, ask.key)
-    numbers = {}
-    for run in runs:
-        steps, values = curves[run.id]["step"], curves[run.id]["value"]
-        curve = summarize(steps, values, ask.mode, ask.threshold)
-        numbers[run.id] = stats.run_number(run.id, curve, run.diverged, ask.summary, ask.threshold)
-    return numbers
+    rule = (ask.summary, ask.mode, ask.threshold)
+    return {
+        run.id: stats.run_number(
+            run.id, (curves[run.id]["step"], curves[run.id]["value"]), run.diverged, rule
+        )
+        for run in runs
+    }
 
 
 def grouped(runs: Sequence[Run], by: str) -> list[tuple[Any, list[Run]]]:

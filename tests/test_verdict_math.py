@@ -11,7 +11,6 @@ import pytest
 import scipy.stats
 
 from service.analysis import verdict as stats
-from service.analysis.summary import summarize
 from service.analysis.verdict_text import Wording, sentence
 
 
@@ -23,18 +22,18 @@ def group(value: object, xs: list[float], diverged: int = 0, confidence: float =
 
 def test_a_run_that_never_reaches_the_threshold_counts_as_its_last_step_plus_one() -> None:
     steps = np.array([0, 10, 20])
-    never = summarize(steps, np.array([1.0, 0.8, 0.6]), "min", threshold=0.5)
-    once = summarize(steps, np.array([1.0, 0.4, 0.6]), "min", threshold=0.5)
-    assert stats.run_number(1, never, False, "steps_to_threshold", 0.5) == stats.RunNumber(
-        1, 21.0, False, False
-    )
-    assert stats.run_number(2, once, False, "steps_to_threshold", 0.5).value == 10.0
-    assert stats.run_number(2, once, False, "final", None) == stats.RunNumber(2, 0.6, False, True)
-    nan = summarize(steps, np.array([1.0, 0.4, math.nan]), "min")
-    assert stats.run_number(3, nan, False, "best", None).diverged  # a finite best, a NaN curve
-    assert stats.run_number(4, once, True, "best", None).diverged  # the flag alone
-    empty = summarize(np.array([], dtype=np.int64), np.array([]), "min")
-    assert stats.run_number(5, empty, False, "tail_mean", None).value is None
+    never, once = (steps, np.array([1.0, 0.8, 0.6])), (steps, np.array([1.0, 0.4, 0.6]))
+    to_half = ("steps_to_threshold", "min", 0.5)
+    assert stats.run_number(1, never, False, to_half) == stats.RunNumber(1, 21.0, False, False)
+    assert stats.run_number(2, once, False, to_half) == stats.RunNumber(2, 10.0, False, True)
+    assert stats.run_number(2, once, False, ("final", "min", None)).value == 0.6
+    assert stats.run_number(2, once, False, ("best", "max", None)).value == 1.0
+    assert stats.run_number(2, once, False, ("auc", "min", None)).value == pytest.approx(12.0)
+    nan = (steps, np.array([1.0, 0.4, math.nan]))
+    assert stats.run_number(3, nan, False, ("best", "min", None)).diverged  # NaN in the curve
+    assert stats.run_number(4, once, True, ("best", "min", None)).diverged  # the flag alone
+    empty = (np.array([], dtype=np.int64), np.array([]))
+    assert stats.run_number(5, empty, False, ("tail_mean", "min", None)).value is None
 
 
 def test_group_statistics_sample_std_and_t_interval() -> None:

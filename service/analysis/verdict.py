@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from service.analysis.groups import value_order
-from service.analysis.summary import CurveSummary, Mode
+from service.analysis.summary import Mode, area, best_index, first_crossing, tail_mean
 
 Summary = Literal["final", "best", "tail_mean", "auc", "steps_to_threshold"]
 POWER = 0.8
@@ -37,22 +37,38 @@ class RunNumber:
     reached: bool
 
 
+def summary_value(steps: np.ndarray, values: np.ndarray, summary: Summary, mode: Mode) -> float:
+    """One of compare/summary's numbers of a non-empty curve (service.analysis.summary's
+    rules), computed alone: a verdict over a whole sweep needs only this one."""
+    if summary == "final":
+        return float(values[-1])
+    if summary == "best":
+        best = best_index(values, mode)
+        return math.nan if best is None else float(values[best])
+    if summary == "tail_mean":
+        return tail_mean(steps, values)
+    return area(steps, values)
+
+
 def run_number(
-    run_id: int, curve: CurveSummary, flagged: bool, summary: Summary, threshold: float | None
+    run_id: int,
+    curve: tuple[np.ndarray, np.ndarray],
+    flagged: bool,
+    ask: tuple[Summary, Mode, float | None],
 ) -> RunNumber:
-    """The run's `summary`; never reaching the threshold counts as last step + 1."""
-    crossed = curve.steps_to_threshold
-    value: float | None
+    """The run's `summary` of its (steps, values); never reaching the threshold counts as
+    the last step + 1. Diverged: its flag, or a NaN/Inf in the curve or the number."""
+    steps, values = curve
+    summary, mode, threshold = ask
+    if len(steps) == 0:
+        return RunNumber(run_id, None, flagged, False)
+    crossed = None if threshold is None else first_crossing(steps, values, threshold, mode)
     if summary == "steps_to_threshold":
-        if crossed is not None:
-            value = float(crossed)
-        else:
-            value = None if curve.last_step is None else float(curve.last_step + 1)
+        value = float(int(steps[-1]) + 1 if crossed is None else crossed)
     else:
-        number = getattr(curve, summary)
-        value = None if number is None else float(number)
-    diverged = flagged or curve.non_finite or (value is not None and not math.isfinite(value))
-    reached = crossed is not None if threshold is not None else value is not None
+        value = summary_value(steps, values, summary, mode)
+    diverged = flagged or not math.isfinite(value) or not bool(np.isfinite(values).all())
+    reached = crossed is not None if threshold is not None else True
     return RunNumber(run_id, value, diverged, reached)
 
 
