@@ -32,13 +32,16 @@ def _p_value(comparison: VerdictComparison | None) -> str:
     return f"[green]{shown}[/]" if comparison.significant else shown
 
 
-def _row(group: VerdictGroup, comparison: VerdictComparison | None, best: bool) -> list[str]:
+def _row(
+    group: VerdictGroup, comparison: VerdictComparison | None, best: bool, bounds: bool
+) -> list[str]:
     spread = "" if group.std is None else f" ± {group.std:.2g}"
+    at_least = "≥ " if bounds and group.reached < group.n else ""  # never-reached runs
     interval = "-" if group.ci_low is None else f"{group.ci_low:.4g} .. {group.ci_high:.4g}"
     return [
         f"[bold green]{group.value} *[/]" if best else str(group.value),
         str(group.n),
-        "-" if group.mean is None else f"{group.mean:.4g}{spread}",
+        "-" if group.mean is None else f"{at_least}{group.mean:.4g}{spread}",
         interval,
         f"{group.reached}/{group.n}",
         f"[red]{group.diverged}[/]" if group.diverged else "0",
@@ -53,10 +56,11 @@ def _row(group: VerdictGroup, comparison: VerdictComparison | None, best: bool) 
 
 def verdict_table(result: Verdict) -> None:
     """The groups (best starred) and, under them, the verdict's sentence."""
-    best = result.best.value if result.best is not None else None
+    best = result.best.value if result.best is not None else object()  # no group's value
     against = {repr(c.value): c for c in result.comparisons}
+    bounds = result.summary == "steps_to_threshold"
     rows = [
-        _row(group, against.get(repr(group.value)), best is not None and group.value == best)
+        _row(group, against.get(repr(group.value)), group.value == best, bounds)
         for group in result.groups
     ]
     level = f"{result.confidence:.0%}"
