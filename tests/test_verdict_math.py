@@ -129,3 +129,17 @@ def test_sentences_for_lower_bounds_divergence_and_too_few_runs() -> None:
     assert sentence(words("best", "max"), [safe], safe, []).startswith(
         "momentum=0.9 is the only value (0.225 ± 0.035, 2 runs)"
     )
+
+
+def test_numbers_at_the_float_limits_answer_null_never_an_error() -> None:
+    huge = group(0.5, [1.5e308, 1.6e308, 1.7e308])
+    assert huge.n == 3 and huge.mean is None and huge.std is None
+    wide = group(0.9, [1e200, -1e200, 3e200])
+    assert wide.mean is not None and wide.std is None
+    tiny = stats.compare_with_best(group(0.5, [1.0, 1.0 + 1e-300]), group(0.9, [1.0, 1.0]), 0.05)
+    assert tiny.seeds_needed is None
+    sure = group(0.9, [0.1, 0.2], confidence=1 - 1e-17)  # the interval is the whole line
+    assert (sure.ci_low, sure.ci_high) == (None, None)
+    strict = stats.compare_with_best(group(0.5, [0.1, 0.3]), group(0.9, [0.2, 0.25]), 1e-300)
+    assert strict.p_value is not None and not strict.significant
+    assert stats.compare_with_best(wide, group(0.5, [1e200, 2e200]), 0.05).p_value is None

@@ -110,10 +110,18 @@ def welch_test(
     Welch-Satterthwaite degrees of freedom and the t distribution's tails."""
     from scipy import special
 
-    share_a, share_b = std_a**2 / n_a, std_b**2 / n_b
-    df = (share_a + share_b) ** 2 / (share_a**2 / (n_a - 1) + share_b**2 / (n_b - 1))
-    t = (mean_a - mean_b) / math.sqrt(share_a + share_b)
-    return float(2 * special.stdtr(df, -abs(t)))
+    # numpy floats: an overflow is inf (then a NaN p-value, answered null), never an error
+    std_a, std_b = np.float64(std_a), np.float64(std_b)
+    with np.errstate(all="ignore"):
+        share_a, share_b = std_a * std_a / n_a, std_b * std_b / n_b
+        pooled = share_a + share_b
+        df = pooled * pooled / (share_a * share_a / (n_a - 1) + share_b * share_b / (n_b - 1))
+        t = (np.float64(mean_a) - mean_b) / np.sqrt(pooled)
+        return float(2 * special.stdtr(df, -abs(t)))
+
+
+def finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def group_stats(value: Any, numbers: list[RunNumber], confidence: float) -> GroupStats:
@@ -121,12 +129,17 @@ def group_stats(value: Any, numbers: list[RunNumber], confidence: float) -> Grou
     counted = [r for r in numbers if not r.diverged and r.value is not None]
     samples = np.array([r.value for r in counted], dtype=np.float64)
     n = len(samples)
-    mean = float(np.mean(samples)) if n else None
-    std = ci_low = ci_high = None
-    if n >= 2 and mean is not None:
-        std = float(np.std(samples, ddof=1))
-        half = t_quantile(1 - (1 - confidence) / 2, n - 1) * std / math.sqrt(n)
-        ci_low, ci_high = mean - half, mean + half
+    mean = std = ci_low = ci_high = None
+    # Numbers near the float limit overflow a sum or a square: those answer null.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if n:
+            mean = finite(float(np.mean(samples)))
+        if n >= 2 and mean is not None:
+            std = finite(float(np.std(samples, ddof=1)))
+        if std is not None and mean is not None:
+            # A confidence within 1e-16 of 1 has no finite interval.
+            half = t_quantile(1 - (1 - confidence) / 2, n - 1) * std / math.sqrt(n)
+            ci_low, ci_high = finite(mean - half), finite(mean + half)
     return GroupStats(
         value=value,
         run_ids=[r.run_id for r in numbers],
@@ -183,17 +196,18 @@ def seeds_needed(
     or a spread is unknown or zero (no finite count answers those)."""
     if std_a is None or std_b is None or delta is None or delta == 0:
         return None
-    pooled = (std_a**2 + std_b**2) / 2
-    if pooled == 0:
-        return None
-    z_sum = z_quantile(1 - alpha / 2) + z_quantile(POWER)
-    return math.ceil(2 * z_sum**2 * pooled / delta**2)
+    with np.errstate(all="ignore"):
+        pooled = (np.float64(std_a) * std_a + np.float64(std_b) * std_b) / 2
+        z_sum = z_quantile(1 - alpha / 2) + z_quantile(POWER)
+        runs = 2 * z_sum * z_sum * pooled / (np.float64(delta) * delta)
+    # No spread, α → 0 (z infinite) or δ² below the smallest float: no count answers.
+    return math.ceil(runs) if pooled > 0 and math.isfinite(runs) else None
 
 
 def compare_with_best(group: GroupStats, best: GroupStats, alpha: float) -> Comparison:
     difference = None
     if group.mean is not None and best.mean is not None:
-        difference = group.mean - best.mean
+        difference = finite(group.mean - best.mean)
     p_value = welch_p_value(group, best)
     significant = p_value is not None and p_value < alpha
     needed = None if significant else seeds_needed(group.std, best.std, difference, alpha)
