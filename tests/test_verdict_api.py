@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import scipy.stats
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from scipy.integrate import trapezoid
 
-from service import Settings
+from service import Settings, create_app
 from tests.factories import log_points, make_run
 from tests.jobs_support import TINY
 
@@ -276,3 +277,27 @@ def test_a_whole_sweep_of_max_grid_size_runs(client: TestClient, settings: Setti
     assert "at most 256" in too_many.json()["error"]["message"]
     unknown = client.get(f"{API}/sweeps/{sweep.json()['id']}/verdict", params={"by": "mu"})
     assert unknown.status_code == 422 and "seed" in unknown.json()["error"]["message"]
+
+
+def test_a_read_token_gets_a_verdict_and_no_token_is_refused_first(settings: Settings) -> None:
+    guarded = settings.model_copy(
+        update={"read_token": SecretStr("reader"), "token": SecretStr("admin")}
+    )
+    with TestClient(create_app(guarded)) as client:
+        admin, reader = {"Authorization": "Bearer admin"}, {"Authorization": "Bearer reader"}
+        run = client.post(
+            f"{API}/runs", json={"name": "r", "params": {"momentum": 0.9}}, headers=admin
+        )
+        points = {"points": [{"key": "loss", "step": 0, "value": 1.0}]}
+        client.post(f"{API}/runs/{run.json()['id']}/metrics", json=points, headers=admin)
+        query = {"run_ids": run.json()["id"]}
+        assert client.get(f"{API}/compare/verdict", params=query).status_code == 401
+        bad = {**query, "confidence": 7}  # credentials are checked before the parameters
+        assert client.get(f"{API}/compare/verdict", params=bad).status_code == 401
+        assert client.get(f"{API}/sweeps/1/verdict").status_code == 401
+        answer = client.get(f"{API}/compare/verdict", params=query, headers=reader)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["verdict"] == (
+            "momentum=0.9 is the only value (1, 1 run): nothing to compare it with."
+        )
+        assert client.get(f"{API}/sweeps/1/verdict", headers=reader).status_code == 404
