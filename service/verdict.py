@@ -84,36 +84,13 @@ def judge(session: Session, runs: Sequence[Run], ask: VerdictRequest) -> Verdict
         summary=ask.summary,
         confidence=ask.confidence,
         threshold=ask.threshold,
-        groups=[_public_group(group) for group in groups],
+        groups=[VerdictGroup.model_validate(group, from_attributes=True) for group in groups],
         best=None
         if best is None or best.mean is None
         else VerdictBest(value=best.value, mean=best.mean),
-        comparisons=[_public_comparison(comparison) for _, comparison in against],
+        comparisons=[
+            VerdictComparison.model_validate(comparison, from_attributes=True)
+            for _, comparison in against
+        ],
         verdict=sentence(words, groups, best, against),
-    )
-
-
-def _public_group(group: stats.GroupStats) -> VerdictGroup:
-    return VerdictGroup(
-        value=group.value,
-        run_ids=group.run_ids,
-        n=group.n,
-        mean=group.mean,
-        std=group.std,
-        ci_low=group.ci_low,
-        ci_high=group.ci_high,
-        reached=group.reached,
-        diverged=group.diverged,
-        missing=group.missing,
-    )
-
-
-def _public_comparison(comparison: stats.Comparison) -> VerdictComparison:
-    return VerdictComparison(
-        value=comparison.value,
-        versus=comparison.versus,
-        difference=comparison.difference,
-        p_value=comparison.p_value,
-        significant=comparison.significant,
-        seeds_needed=comparison.seeds_needed,
     )

@@ -5,28 +5,15 @@ parameter is best across seeds, how sure we are, and how many runs would settle 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import httpx
+from typing import Any
 
 from momentum.client.encoding import query_params
+from momentum.client.methods import RequestMethods
 from momentum.contract.verdict import Verdict
 
 
-class VerdictMethods:
+class VerdictMethods(RequestMethods):
     """Mixed into `MomentumClient`, whose `request` sends the calls."""
-
-    if TYPE_CHECKING:
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            content: bytes | None = None,
-            params: dict[str, Any] | None = None,
-            timeout: httpx.Timeout | float | None = None,
-        ) -> httpx.Response: ...
 
     def sweep_verdict(
         self,
