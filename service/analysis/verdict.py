@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from momentum.contract.verdict import VerdictSummary as Summary
 from service.analysis.groups import value_order
 from service.analysis.summary import Mode, area, best_index, first_crossing, tail_mean
 
-Summary = Literal["final", "best", "tail_mean", "auc", "steps_to_threshold"]
 POWER = 0.8
 
 
