@@ -17,6 +17,7 @@ from momentum.cli_entry_points import entry_points
 from momentum.cli_jobs import jobs, runs, submit, workers
 from momentum.cli_sweeps import sweep, sweeps
 from momentum.cli_train import sync, train
+from momentum.cli_verdict import verdict
 from momentum.cli_worker import worker
 from momentum.up import up
 
@@ -191,6 +192,7 @@ def db_copy(source: str | None, target: str, batch_rows: int) -> None:
 
 main.add_command(train)
 main.add_command(sync)
+main.add_command(verdict)
 
 
 for command in (
