@@ -28,6 +28,7 @@ from service.api import (
     ops,
     runs,
     sweeps,
+    verdict,
     workers,
 )
 from service.api import events as event_stream
@@ -68,6 +69,8 @@ def _api_router() -> APIRouter:
     api.include_router(sweeps.router)
     api.include_router(entry_points.router)
     api.include_router(compare.router)
+    api.include_router(verdict.compare_router)
+    api.include_router(verdict.sweeps_router)
     api.include_router(workers.router)
     api.include_router(ops.api_router)
     api.include_router(event_stream.router)

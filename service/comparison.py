@@ -198,7 +198,7 @@ def param_value(run: Run, by: str) -> Any:
     return run.params.get(by)
 
 
-def _group_key(value: Any) -> str:
+def group_key(value: Any) -> str:
     # 0 and 0.0 (an int in one run's params, a float in another's) are one setting; an
     # integer stays exact: seeds 2**63 - 1 and 2**63 - 2 are one float but two settings.
     if isinstance(value, float) and value.is_integer():
@@ -206,6 +206,13 @@ def _group_key(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return repr(value)
     return json.dumps(value, sort_keys=True)
+
+
+def unknown_parameter(runs: Sequence[Run], by: str) -> InvalidQuery:
+    """`by` names a parameter no run has: the 422 lists those the runs do have."""
+    known = sorted({*INDEXED_PARAMS, *(name for run in runs for name in run.params)})
+    message = f"by: no run has a parameter {by!r}; known here: {', '.join(known)}"
+    return InvalidQuery("by", "unknown parameter", message)
 
 
 def _floats(array: np.ndarray) -> list[float | None]:
@@ -248,9 +255,7 @@ class GroupRequest:
 def group_runs(session: Session, runs: Sequence[Run], ask: GroupRequest) -> GroupComparison:
     values = {run.id: param_value(run, ask.by) for run in runs}
     if runs and all(value is None for value in values.values()):
-        known = sorted({*INDEXED_PARAMS, *(name for run in runs for name in run.params)})
-        message = f"by: no run has a parameter {ask.by!r}; known here: {', '.join(known)}"
-        raise InvalidQuery("by", "unknown parameter", message)
+        raise unknown_parameter(runs, ask.by)
     curves = read_curves(session, runs, ask.key)
     members: dict[str, list[group_math.Member]] = {}
     shown: dict[str, Any] = {}
@@ -260,9 +265,9 @@ def group_runs(session: Session, runs: Sequence[Run], ask: GroupRequest) -> Grou
         member = group_math.Member(
             run.id, steps, series_values, run.diverged or summary.non_finite, summary
         )
-        group_key = _group_key(values[run.id])
-        members.setdefault(group_key, []).append(member)
-        shown.setdefault(group_key, values[run.id])
+        value_key = group_key(values[run.id])
+        members.setdefault(value_key, []).append(member)
+        shown.setdefault(value_key, values[run.id])
     groups = [
         group_math.build_group(shown[k], members[k], ask.max_points)
         for k in sorted(members, key=lambda k: group_math.value_order(shown[k]))

@@ -70,6 +70,14 @@ from momentum.contract.sweeps import (
 )
 from momentum.contract.training import TrainingConfig
 from momentum.contract.values import EncodedValue, MetricValue, decode_value, encode_value
+from momentum.contract.verdict import (
+    VERDICT_SUMMARIES,
+    Verdict,
+    VerdictBest,
+    VerdictComparison,
+    VerdictGroup,
+    VerdictSummary,
+)
 
 __all__ = [
     "EntryPointDefinition",
@@ -125,6 +133,12 @@ __all__ = [
     "SweepCreate",
     "SweepPublic",
     "TrainingConfig",
+    "VERDICT_SUMMARIES",
+    "Verdict",
+    "VerdictBest",
+    "VerdictComparison",
+    "VerdictGroup",
+    "VerdictSummary",
     "VersionInfo",
     "WorkerPublic",
     "decode_value",
