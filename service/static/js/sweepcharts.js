@@ -2,6 +2,7 @@
 // confidence interval (the best starred, groups not distinguishable from it marked), the
 // groups' curves over steps with their intervals, and the groups table.
 import { el, formatNumber, plotlyText, replaceRows } from "./dom.js";
+import { valueText } from "./params.js";
 import { plotly } from "./plotly.js";
 
 const PALETTE = ["37,99,235", "220,38,38", "147,51,234", "234,88,12", "8,145,178", "202,138,4"];
@@ -32,7 +33,7 @@ function pValueText(p) {
 }
 
 function hoverLine(verdict, g, standing) {
-  const head = `${plotlyText(verdict.by)}=${plotlyText(JSON.stringify(g.value))}: ${formatNumber(g.mean)}`;
+  const head = `${plotlyText(verdict.by)}=${plotlyText(valueText(g.value))}: ${formatNumber(g.mean)}`;
   const interval = g.ci_low === null ? `n=${g.n}: no interval` : `${Math.round(verdict.confidence * 100)} % CI ${formatNumber(g.ci_low)} – ${formatNumber(g.ci_high)}, n=${g.n}`;
   const c = standing.comparison;
   const against = standing.kind === "best" ? "best"
