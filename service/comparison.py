@@ -113,9 +113,7 @@ def _read_curve(session: Session, series_id: int | None, ask: CurveRequest) -> _
     return _Curve(shown, total, None, first_wall)
 
 
-def _smoothed_curve(
-    session: Session, series_id: int, ask: CurveRequest, weight: float
-) -> _Curve:
+def _smoothed_curve(session: Session, series_id: int, ask: CurveRequest, weight: float) -> _Curve:
     """Smoothing starts at the first point, so it reads from step 0 whatever the zoom:
     the smoothed curve must not change with start_step."""
     records = read_columns(session, series_id, 0, ask.end_step)
