@@ -9,7 +9,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
