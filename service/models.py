@@ -175,6 +175,10 @@ class PointBlock(Base):
     min_value: Mapped[float | None] = mapped_column(Float)
     max_value: Mapped[float | None] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # Zoom summaries of `data` (storage/cells.py): per 64 points, and of the whole block;
+    # written with it. NULL only where revision 0016's backfill has not run: read points.
+    cells: Mapped[bytes | None] = mapped_column(LargeBinary)
+    summary: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class PointChunk(Base):

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from momentum.contract.metrics import MAX_STEP
+from service.storage import cells
 from service.storage.driver import DriverCursor
 
 BLOCK_STEPS = 4096
@@ -45,12 +46,13 @@ RECORD_DTYPE = np.dtype([("step", "<i8"), ("value", "<f8"), ("wall_time", "<f8")
 _BLOCK_SQL = "SELECT data FROM point_blocks WHERE series_id = {p} AND block = {p}"
 _SAVE_BLOCK_SQL = (
     "INSERT INTO point_blocks "
-    "(series_id, block, first_step, last_step, count, min_value, max_value, data) "
-    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}) "
+    "(series_id, block, first_step, last_step, count, min_value, max_value, data, "
+    "cells, summary) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}) "
     "ON CONFLICT (series_id, block) DO UPDATE SET "
     "first_step = excluded.first_step, last_step = excluded.last_step, "
     "count = excluded.count, min_value = excluded.min_value, "
-    "max_value = excluded.max_value, data = excluded.data"
+    "max_value = excluded.max_value, data = excluded.data, "
+    "cells = excluded.cells, summary = excluded.summary"
 )
 _CHUNKS_SQL = (
     "SELECT data FROM point_chunks WHERE series_id = {p} "
@@ -143,8 +145,9 @@ def _block_range(block: int) -> tuple[int, int]:
 
 
 def _save_block(cursor: DriverCursor, series_id: int, block: int, records: np.ndarray) -> None:
+    """A block row with its zoom summaries (see cells.py), in the same statement."""
     series, *rest = _piece(series_id, records)
-    cursor.execute(_SAVE_BLOCK_SQL, (series, block, *rest))
+    cursor.execute(_SAVE_BLOCK_SQL, (series, block, *rest, *cells.block_summaries(records)))
 
 
 def fold(cursor: DriverCursor, series_id: int, block: int, records: np.ndarray) -> None:
