@@ -51,7 +51,9 @@ def test_the_policy_allows_exactly_the_inline_styles_the_pinned_bundles_write() 
         style = "".join(": ".join(pair) + "; " for pair in json.loads(found.group(1)))
         assert _sha256(style) == dashboard.PIXELATED_STYLE
     policy = dashboard.locked_down()["Content-Security-Policy"]
-    attributes = f"style-src-attr 'unsafe-hashes' {dashboard.EMPTY_STYLE} {dashboard.PIXELATED_STYLE}"
+    attributes = (
+        f"style-src-attr 'unsafe-hashes' {dashboard.EMPTY_STYLE} {dashboard.PIXELATED_STYLE}"
+    )
     assert attributes in policy.split("; ")
 
 

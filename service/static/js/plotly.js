@@ -9,6 +9,11 @@ const BUNDLES = {
   strict: "/vendor/plotly-strict.min.js",
 };
 const NEEDS = { heatmap: "cartesian", parcoords: "strict", scattergl: "strict" };
+// Without npm the service has no stand-in for the strict bundle (see service/api/dashboard.py).
+const MISSING = {
+  strict: "Parallel coordinates and WebGL charts need Plotly.js's strict bundle, which this "
+    + "service does not have: run npm ci --prefix service/vendor",
+};
 const loading = {};
 let queue = Promise.resolve();
 
@@ -36,6 +41,8 @@ function loadExtra(name) {
     const basic = await plotly();
     try {
       return await load(BUNDLES[name]);
+    } catch (error) {
+      throw MISSING[name] ? new Error(MISSING[name]) : error;
     } finally {
       window.Plotly = basic;
     }
