@@ -154,7 +154,10 @@ def main() -> None:
     from service.settings import Settings
 
     upgrade(Settings())
-    with live_server(env) as base_url, httpx.Client(base_url=base_url, timeout=120) as http:
+    with (
+        live_server(env, timeout=120) as base_url,
+        httpx.Client(base_url=base_url, timeout=120) as http,
+    ):
         started = time.perf_counter()
         if args.view == "compare":
             run_ids = make_runs(http, base_url, args.runs, args.steps)

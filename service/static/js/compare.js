@@ -184,9 +184,9 @@ async function drawChartsNow(fetched) {
       .flatMap((s) => tracesFor(s, byRun.get(s.run_id), look.styles.get(s.run_id), result.x, type));
     const node = chartFor(container, key);
     await drawWith(Plotly, node, traces, layoutFor(key, result.x), CONFIG);
-    if (!node.dataset.wired) {
+    if (node.wiredTo !== Plotly) { // a chart started afresh by another bundle lost its handler
       node.on("plotly_relayout", onZoom); // Plotly gives the node `on` at its first plot
-      node.dataset.wired = "1";
+      node.wiredTo = Plotly;
     }
   }
   for (const node of [...container.children]) {

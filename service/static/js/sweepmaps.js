@@ -150,6 +150,13 @@ async function drawParcoords(node, pts, planned, ask) {
   }, CONFIG);
 }
 
+// Starts loading the bundles these runs' maps will need, before their values arrive.
+export function preloadBundles(runs, strategy) {
+  const planned = plan(runs, strategy);
+  if (planned.map === "heatmap") plotlyFor("heatmap").catch(() => null);
+  if (planned.parcoords) plotlyFor("parcoords").catch(() => null);
+}
+
 async function show(node, wanted, draw) {
   node.hidden = !wanted;
   if (!wanted) return clear(node);

@@ -7,7 +7,7 @@ import { el, replaceRows, throttle } from "./dom.js";
 import { commonText } from "./params.js";
 import { plotly } from "./plotly.js";
 import { drawBands, drawValueChart, renderTable } from "./sweepcharts.js";
-import { drawMaps } from "./sweepmaps.js";
+import { drawMaps, preloadBundles } from "./sweepmaps.js";
 import * as url from "./url.js";
 
 // The fewest run ids the API takes in one request by default (MOMENTUM_MAX_COMPARE_RUNS):
@@ -37,17 +37,19 @@ export function init(context) {
 }
 
 export async function show() {
-  const query = url.params();
+  // A sweep named in the URL: ask for it and its analyses at once, beside the list.
+  const named = url.params().get("sweep");
+  const early = named ? get(`/api/v1/sweeps/${named}`).then((sweep) => draw(sweep)) : null;
   const listed = await get("/api/v1/sweeps", { limit: PAGE });
   sweeps = listed.items;
   const choice = document.getElementById("sweep-choice");
   choice.replaceChildren(el("option", { value: "" }, "—"),
     ...sweeps.map((s) => el("option", { value: s.id }, `#${s.id} ${s.name} (${s.status})`)));
-  if (!query.get("sweep") && !url.ids().length && sweeps.length) {
+  if (!named && !url.ids().length && sweeps.length) {
     url.update({ sweep: sweeps[0].id });
   }
   choice.value = url.params().get("sweep") ?? "";
-  await draw();
+  await (early ? early.catch(() => draw()) : draw());
 }
 
 export function onEvent(kind, data) {
@@ -69,8 +71,9 @@ function readControls(sweep) {
   return { key, mode, by: values.by || null, threshold: values.threshold, summary: values.summary || null };
 }
 
-function source() {
+function source(known) {
   const sweep = url.params().get("sweep");
+  if (known && String(known.id) === sweep) return { sweep: known };
   if (sweep) return { sweep: sweeps.find((s) => String(s.id) === sweep) ?? { id: Number(sweep) } };
   const runs = url.ids();
   return runs.length ? { runIds: runs } : null;
@@ -120,8 +123,8 @@ function say({ verdict = "", errors = [], note = "" }) {
   document.getElementById("sweep-source").textContent = note;
 }
 
-async function draw() {
-  const from = source();
+async function draw(known = null) {
+  const from = source(known);
   if (!from) {
     say({ note: "Pick a sweep, or select runs and group them." });
     return;
@@ -150,7 +153,9 @@ async function draw() {
 async function drawRunMaps(runsAsked, verdictAsked, ask, from) {
   const runs = await runsAsked;
   document.getElementById("sweep-common").textContent = "";
-  const summaries = await fetchSummaries(runs, ask);
+  const asked = fetchSummaries(runs, ask);
+  preloadBundles(runs, from.sweep?.strategy); // compiles while the summaries are on their way
+  const summaries = await asked;
   const summary = ask.summary ?? (await verdictAsked.then((v) => v.summary, () => "final"));
   const planned = await drawMaps(runs, summaries, { ...ask, summary }, from.sweep?.strategy);
   document.getElementById("sweep-common").textContent = commonText(planned.common, runs.length);
