@@ -184,8 +184,9 @@ def test_a_refused_request_is_shown_as_an_error_never_as_a_verdict(
 def test_many_runs_are_coloured_by_the_swept_param_and_named_by_what_differs(
     service: str, opened: Opened
 ) -> None:
-    """12 runs (μ ∈ {0, 0.5, 0.9} × 4 seeds, one lr): one legend entry per μ, one colour
-    per μ, each run named on hover by what differs; the rest said once, above."""
+    """12 runs (μ ∈ {0, 0.5, 0.9} × 4 seeds, one lr): one legend entry and one colour per
+    μ (their runs drawn as one trace), each run named on hover by what differs; the rest
+    said once, above."""
     sweep = seeded_sweep(service, "many", {"momentum": [0.0, 0.5, 0.9], "seed": [0, 1, 2, 3]})
     runs = httpx.get(f"{service}{API}/runs", params={"sweep_id": sweep["id"]}).json()["items"]
     ids = ",".join(str(run["id"]) for run in runs)
@@ -194,25 +195,29 @@ def test_many_runs_are_coloured_by_the_swept_param_and_named_by_what_differs(
     wait_for_function(
         page,
         """() => document.getElementById('chart-loss')?.data
-            ?.filter((t) => t.meta.role === 'main').length === 12""",
+            ?.filter((t) => t.meta.role === 'main').length === 3""",
     )
     legend = page.locator("#chart-loss .legendtext").all_text_contents()
     assert legend == ["μ=0", "μ=0.5", "μ=0.9"]
     traces = page.evaluate(
         """() => document.getElementById('chart-loss').data
             .filter((t) => t.meta.role === 'main')
-            .map((t) => ({run: t.meta.run_id, colour: t.line.color, hover: t.text}))"""
+            .map((t) => ({runs: t.meta.run_ids, colour: t.line.color, x: Array.from(t.x),
+                          hover: Array.from(t.text)}))"""
     )
     by_run = {run["id"]: run for run in runs}
-    colours: dict[float, set[str]] = {}
+    assert len({trace["colour"] for trace in traces}) == 3
     for trace in traces:
-        params = by_run[trace["run"]]["params"]
-        colours.setdefault(params["momentum"], set()).add(trace["colour"])
-        hover = trace["hover"]
-        assert hover.startswith(by_run[trace["run"]]["name"]), hover
-        assert f"seed={params['seed']}" in hover and "lr=" not in hover, hover
-    assert all(len(c) == 1 for c in colours.values())
-    assert len(set().union(*colours.values())) == 3
+        assert len({by_run[run]["params"]["momentum"] for run in trace["runs"]}) == 1
+        assert len(trace["runs"]) == 4
+        assert len(trace["x"]) == 4 * 40 + 3  # four runs' points, a gap between each two
+        names = {text for text in trace["hover"] if text}
+        expected = {
+            f"{by_run[run]['name']} (μ={by_run[run]['params']['momentum']:g}, "
+            f"seed={by_run[run]['params']['seed']})"
+            for run in trace["runs"]
+        }
+        assert names == expected
     common = page.locator("#compare-common").inner_text()
     assert "lr=0.05" in common and "dataset=ravine" in common
     wait_for_function(page, "document.querySelectorAll('#summary-table tbody tr').length === 12")

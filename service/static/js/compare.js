@@ -1,7 +1,7 @@
 // Compare view: each key's curves of the selected runs overlaid, smoothing, log scale,
 // zoom that re-fetches its range at full resolution, and the summary table.
 import { get } from "./api.js";
-import { runStyles, tracesFor } from "./curves.js";
+import { mergeByValue, runStyles, tracesFor } from "./curves.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
 import { commonText, paramLabel, paramsOf, valueText } from "./params.js";
 import { drawWith, plotly, plotlyFor } from "./plotly.js";
@@ -10,7 +10,7 @@ import * as url from "./url.js";
 // Points per series and view: about one per device pixel across the chart, so a zoomed
 // range that short comes back whole and a long one costs no more than the screen shows;
 // many runs share POINTS_PER_CHART, which keeps a chart of 100 runs quick to draw.
-const POINTS_PER_CHART = 100_000;
+const POINTS_PER_CHART = 40_000;
 function maxPoints(runCount) {
   const width = document.getElementById("charts").clientWidth || 1200;
   const perPixel = Math.min(4000, Math.max(500, Math.round(width * (window.devicePixelRatio || 1))));
@@ -179,9 +179,10 @@ async function drawChartsNow(fetched) {
   const result = await curves;
   const byRun = new Map(runs.map((r) => [r.id, r]));
   for (const key of keys) {
-    const traces = result.series
+    const perRun = result.series
       .filter((s) => s.key === key)
       .flatMap((s) => tracesFor(s, byRun.get(s.run_id), look.styles.get(s.run_id), result.x, type));
+    const traces = look.legendTitle ? mergeByValue(perRun) : perRun;
     const node = chartFor(container, key);
     await drawWith(Plotly, node, traces, layoutFor(key, result.x), CONFIG);
     if (node.wiredTo !== Plotly) { // a chart started afresh by another bundle lost its handler

@@ -65,6 +65,39 @@ export function tracesFor(series, run, style, x, type) {
   return traces;
 }
 
+// Many runs: one trace per value and role, the runs joined by gaps (null), each point
+// still naming its run on hover: a chart of 100 runs draws a few SVG paths, not 100.
+export function mergeByValue(traces) {
+  const merged = new Map();
+  const out = [];
+  for (const trace of traces) {
+    if (trace.meta.role === "nonfinite") {
+      out.push(trace);
+      continue;
+    }
+    const id = `${trace.legendgroup}|${trace.meta.role}`;
+    let into = merged.get(id);
+    if (!into) {
+      into = { ...trace, x: [], y: [], text: [], showlegend: false, meta: { role: trace.meta.role, key: trace.meta.key, run_ids: [] } };
+      merged.set(id, into);
+      out.push(into);
+    }
+    if (into.x.length) {
+      into.x.push(null);
+      into.y.push(null);
+      into.text.push("");
+    }
+    for (let i = 0; i < trace.x.length; i += 1) {
+      into.x.push(trace.x[i]);
+      into.y.push(trace.y[i]);
+      into.text.push(trace.text);
+    }
+    into.showlegend ||= trace.showlegend;
+    into.meta.run_ids.push(trace.meta.run_id);
+  }
+  return out;
+}
+
 // NaN/Inf cannot be plotted: mark each at the run's last finite value before it, in red.
 function nonFiniteMarkers(series, xs, bad, run, style, meta, type) {
   let lastFinite = 0;

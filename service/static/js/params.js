@@ -76,8 +76,9 @@ export function isNumeric(values) {
   return values.length > 0 && values.every((v) => typeof v === "number" && Number.isFinite(v));
 }
 
-// A colour for each distinct value: a Viridis scale for numbers (log-spaced when they
-// span decades, as learning rates do), the palette for anything else.
+// A colour for each distinct value, in the values' order: a Viridis scale for numbers,
+// spaced by rank (μ = 0.9 and 0.99 differ as much as 0 and 0.5 do), the palette for
+// anything else.
 export function colourScale(values) {
   const distinct = [...new Map(values.map((v) => [JSON.stringify(v), v])).values()];
   if (!isNumeric(distinct)) {
@@ -85,21 +86,13 @@ export function colourScale(values) {
     return new Map(distinct.map((v, i) => [JSON.stringify(v), PALETTE[i % PALETTE.length]]));
   }
   distinct.sort((a, b) => a - b);
-  const position = scalePosition(distinct);
-  return new Map(distinct.map((v) => [JSON.stringify(v), viridis(position(v))]));
+  const last = Math.max(1, distinct.length - 1);
+  return new Map(distinct.map((v, i) => [JSON.stringify(v), viridis(i / last)]));
 }
 
-function scalePosition(sorted) {
-  const low = sorted[0];
-  const high = sorted[sorted.length - 1];
-  const log = low > 0 && high / low >= 100;
-  const f = log ? Math.log10 : (x) => x;
-  const span = f(high) - f(low);
-  return (v) => (span > 0 ? (f(v) - f(low)) / span : 0.5);
-}
-
+// Viridis up to 85 %: its last, pale yellow stretch is hard to see on white.
 export function viridis(t) {
-  const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1);
+  const x = Math.min(1, Math.max(0, t)) * 0.85 * (VIRIDIS.length - 1);
   const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
   const mix = VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * (x - i)));
   return `rgb(${mix.join(",")})`;

@@ -114,9 +114,12 @@ async function forget(ids) {
   return "";
 }
 
-function say({ verdict = "", errors = [], note = "" }) {
-  document.getElementById("sweep-verdict").textContent = verdict;
-  document.getElementById("sweep-verdict").hidden = !verdict;
+function sayVerdict(sentence) {
+  document.getElementById("sweep-verdict").textContent = sentence;
+  document.getElementById("sweep-verdict").hidden = !sentence;
+}
+
+function say({ errors = [], note = "" }) {
   const failed = document.getElementById("sweep-error");
   failed.textContent = errors.join(" · ");
   failed.hidden = errors.length === 0;
@@ -126,6 +129,7 @@ function say({ verdict = "", errors = [], note = "" }) {
 async function draw(known = null) {
   const from = source(known);
   if (!from) {
+    sayVerdict("");
     say({ note: "Pick a sweep, or select runs and group them." });
     return;
   }
@@ -135,7 +139,10 @@ async function draw(known = null) {
   const runs = fetchRuns(from);
   const verdict = analysis(from, "verdict", ask);
   const parts = await Promise.allSettled([
-    verdict.then((v) => Promise.all([drawValueChart(v), renderTable(v)])),
+    verdict.then((v) => {
+      sayVerdict(v.verdict); // first: the view leads with it
+      return Promise.all([drawValueChart(v), renderTable(v)]);
+    }),
     analysis(from, "groups", ask).then((groups) => {
       memberRuns = new Set(groups.groups.flatMap((g) => g.run_ids));
       return drawBands(groups);
@@ -145,9 +152,12 @@ async function draw(known = null) {
   for (const part of parts) {
     if (part.status === "rejected") errors.push(part.reason instanceof Error ? part.reason.message : String(part.reason));
   }
-  const sentence = await verdict.then((v) => v.verdict, () => forget(["sweep-final"]));
+  if (parts[0].status === "rejected") {
+    sayVerdict("");
+    await forget(["sweep-final"]);
+  }
   if (parts[1].status === "rejected") await forget(["sweep-bands"]);
-  say({ verdict: sentence, errors: [...new Set(errors)], note });
+  say({ errors: [...new Set(errors)], note });
 }
 
 async function drawRunMaps(runsAsked, verdictAsked, ask, from) {
