@@ -48,7 +48,9 @@ from tests.support import live_server  # noqa: E402
 
 BOTH_CHARTS_DRAWN = """count => ["loss", "accuracy"].every(key => {
     const chart = document.getElementById(`chart-${key}`);
-    return chart?.data?.filter(t => t.meta.role === "main").length === count
+    // Many runs share a trace per swept value (meta.run_ids): count the runs drawn.
+    return chart?.data?.filter(t => t.meta.role === "main")
+        .reduce((runs, t) => runs + (t.meta.run_ids?.length ?? 1), 0) === count
         && chart.querySelector(".scatterlayer .trace") !== null;
 })"""
 # Notes when the page's Plotly global appears: the moment the bundle has run.

@@ -25,13 +25,15 @@ pytestmark = pytest.mark.e2e
 
 API = "/api/v1"
 BASE = {"dataset": "ravine", "model": "linear", "steps": 40}
+TIMEOUT = 60  # seconds: seeding a hundred runs on a busy machine
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[str]:
     database = tmp_path_factory.mktemp("dashboard-sweeps") / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
-    env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}
+    # More than the default 100 runs per comparison: where the compare view turns to WebGL.
+    env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}", "MOMENTUM_MAX_COMPARE_RUNS": "200"}
     with live_server(env, timeout=120) as url:  # a start on a busy machine takes a while
         yield url
 
@@ -73,14 +75,16 @@ def loss_rate(config: dict[str, Any]) -> float:
 
 def seeded_sweep(url: str, name: str, grid: dict[str, list[Any]]) -> dict[str, Any]:
     """A sweep whose runs hold a loss curve each (posted, not trained); returns the sweep."""
-    response = httpx.post(f"{url}{API}/sweeps", json={"name": name, "base": BASE, "grid": grid})
+    body = {"name": name, "base": BASE, "grid": grid}
+    response = httpx.post(f"{url}{API}/sweeps", json=body, timeout=TIMEOUT)
     assert response.status_code == 201, response.text
     sweep = response.json()
     for job_id in sweep["job_ids"]:
-        job = httpx.get(f"{url}{API}/jobs/{job_id}").json()
+        job = httpx.get(f"{url}{API}/jobs/{job_id}", timeout=TIMEOUT).json()
         rate = loss_rate(job["config"])
         points = [{"key": "loss", "step": s, "value": 2 / (1 + rate * s)} for s in range(40)]
-        posted = httpx.post(f"{url}{API}/runs/{job['run_id']}/metrics", json={"points": points})
+        metrics = f"{url}{API}/runs/{job['run_id']}/metrics"
+        posted = httpx.post(metrics, json={"points": points}, timeout=TIMEOUT)
         assert posted.status_code == 200, posted.text
     return sweep
 
@@ -223,3 +227,33 @@ def test_many_runs_are_coloured_by_the_swept_param_and_named_by_what_differs(
     wait_for_function(page, "document.querySelectorAll('#summary-table tbody tr').length === 12")
     header = page.locator("#summary-table thead th").all_text_contents()
     assert header[:4] == ["Rank", "Run", "μ", "seed"] and "lr" not in header
+
+
+def test_a_compare_view_of_more_than_100_runs_draws_with_webgl(
+    service: str, opened: Opened
+) -> None:
+    momenta = [round(i / 101, 4) for i in range(101)]
+    sweep = seeded_sweep(service, "webgl", {"momentum": momenta})
+    listed = httpx.get(f"{service}{API}/runs", params={"sweep_id": sweep["id"], "limit": 200})
+    ids = ",".join(str(run["id"]) for run in listed.json()["items"])
+    page = opened.page
+    page.goto(f"{service}/?view=compare&runs={ids}&keys=loss")
+    wait_for_function(
+        page,
+        """() => document.getElementById('chart-loss')?.data
+            ?.filter((t) => t.meta.role === 'main').length === 101""",
+        timeout=60_000,
+    )
+    types = page.evaluate(
+        "[...new Set(document.getElementById('chart-loss').data.map((t) => t.type))]"
+    )
+    assert types == ["scattergl"]
+    page.locator("#chart-loss canvas").first.wait_for()
+    # 101 values: no legend entry each, one colour bar from the lowest μ to the highest.
+    assert page.locator("#chart-loss .legendtext").count() == 0
+    page.locator("#chart-loss .colorbar").wait_for()
+    bar = page.evaluate(
+        """() => document.getElementById('chart-loss').data
+            .find((t) => t.meta.role === 'colourbar').marker"""
+    )
+    assert (bar["cmin"], bar["cmax"]) == (0, 0.9901)

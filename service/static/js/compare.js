@@ -1,7 +1,7 @@
 // Compare view: each key's curves of the selected runs overlaid, smoothing, log scale,
 // zoom that re-fetches its range at full resolution, and the summary table.
 import { get } from "./api.js";
-import { mergeByValue, runStyles, tracesFor } from "./curves.js";
+import { colourBarTrace, mergeByValue, runStyles, tracesFor } from "./curves.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
 import { commonText, paramLabel, paramsOf, valueText } from "./params.js";
 import { drawWith, plotly, plotlyFor } from "./plotly.js";
@@ -183,6 +183,7 @@ async function drawChartsNow(fetched) {
       .filter((s) => s.key === key)
       .flatMap((s) => tracesFor(s, byRun.get(s.run_id), look.styles.get(s.run_id), result.x, type));
     const traces = look.legendTitle ? mergeByValue(perRun) : perRun;
+    if (look.colourBar) traces.push(colourBarTrace(look.colourBar, type));
     const node = chartFor(container, key);
     await drawWith(Plotly, node, traces, layoutFor(key, result.x), CONFIG);
     if (node.wiredTo !== Plotly) { // a chart started afresh by another bundle lost its handler

@@ -1,8 +1,12 @@
 // How the compare view draws each run's curve: its colour, its legend entry and hover.
 // A few runs get a colour and a legend entry each; many runs are coloured by the swept
-// param (a colour scale for numbers), one legend entry per value, the run named on hover.
+// param (a colour scale for numbers), one legend entry per value (a colour bar instead
+// when there are more values than a legend can list), the run named on hover.
 import { plotlyText } from "./dom.js";
-import { PALETTE, colourParam, colourScale, describe, paramLabel, paramText, paramsOf, splitParams } from "./params.js";
+import {
+  PALETTE, VIRIDIS_SCALE, colourParam, colourScale, describe, isNumeric, paramLabel, paramText,
+  paramsOf, splitParams,
+} from "./params.js";
 
 const NON_FINITE = new Set(["NaN", "Infinity", "-Infinity"]);
 export const PER_RUN_LEGEND_UP_TO = PALETTE.length;
@@ -17,9 +21,11 @@ export function runStyles(runs) {
       color: PALETTE[i % PALETTE.length], name: hover(run), group: String(run.id), legend: true,
       rank: i, hover: hover(run),
     }]));
-    return { differ, common, legendTitle: null, styles };
+    return { differ, common, legendTitle: null, colourBar: null, styles };
   }
-  const colours = colourScale(runs.map((run) => paramsOf(run)[byValue]));
+  const values = runs.map((run) => paramsOf(run)[byValue]);
+  const colours = colourScale(values);
+  const bar = colours.size > PALETTE.length && isNumeric(values);
   const ranks = new Map([...colours.keys()].map((key, i) => [key, i]));
   const seen = new Set();
   const styles = new Map(runs.map((run) => {
@@ -29,10 +35,22 @@ export function runStyles(runs) {
     seen.add(key);
     return [run.id, {
       color: colours.get(key) ?? "#6b7280", name: plotlyText(paramText(byValue, value)),
-      group: `${byValue}=${key}`, legend: first, rank: ranks.get(key) ?? 0, hover: hover(run),
+      group: `${byValue}=${key}`, legend: first && !bar, rank: ranks.get(key) ?? 0, hover: hover(run),
     }];
   }));
-  return { differ, common, legendTitle: plotlyText(paramLabel(byValue)), styles };
+  const title = plotlyText(paramLabel(byValue));
+  const colourBar = bar ? { title, low: Math.min(...values), high: Math.max(...values) } : null;
+  return { differ, common, legendTitle: title, colourBar, styles };
+}
+
+// Many values: no legend entry each, one colour bar for all (a trace with no point).
+export function colourBarTrace(colourBar, type) {
+  return {
+    type, mode: "markers", x: [null], y: [null], showlegend: false, hoverinfo: "skip",
+    marker: { color: [colourBar.low, colourBar.high], cmin: colourBar.low, cmax: colourBar.high,
+      colorscale: VIRIDIS_SCALE, showscale: true, colorbar: { title: { text: colourBar.title } } },
+    meta: { role: "colourbar" },
+  };
 }
 
 function finite(values) {

@@ -76,9 +76,9 @@ export function isNumeric(values) {
   return values.length > 0 && values.every((v) => typeof v === "number" && Number.isFinite(v));
 }
 
-// A colour for each distinct value, in the values' order: a Viridis scale for numbers,
-// spaced by rank (μ = 0.9 and 0.99 differ as much as 0 and 0.5 do), the palette for
-// anything else.
+// A colour for each distinct value, in the values' order: the palette for anything but
+// numbers; for numbers a Viridis scale, spaced by rank when a legend lists the values
+// (μ = 0.9 and 0.99 differ as much as 0 and 0.5 do), else by value, as a colour bar reads.
 export function colourScale(values) {
   const distinct = [...new Map(values.map((v) => [JSON.stringify(v), v])).values()];
   if (!isNumeric(distinct)) {
@@ -87,8 +87,14 @@ export function colourScale(values) {
   }
   distinct.sort((a, b) => a - b);
   const last = Math.max(1, distinct.length - 1);
-  return new Map(distinct.map((v, i) => [JSON.stringify(v), viridis(i / last)]));
+  const [low, high] = [distinct[0], distinct[last]];
+  const position = distinct.length > PALETTE.length
+    ? (v) => (high > low ? (v - low) / (high - low) : 0.5) : (v, i) => i / last;
+  return new Map(distinct.map((v, i) => [JSON.stringify(v), viridis(position(v, i))]));
 }
+
+// The scale of colourScale's by-value colours, as Plotly's colorscale.
+export const VIRIDIS_SCALE = [0, 0.25, 0.5, 0.75, 1].map((t) => [t, viridis(t)]);
 
 // Viridis up to 85 %: its last, pale yellow stretch is hard to see on white.
 export function viridis(t) {
