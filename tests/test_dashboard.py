@@ -45,7 +45,7 @@ EVIL_LINKS = """() => [...document.querySelectorAll("a")].filter((a) =>
 def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[str]:
     database = tmp_path_factory.mktemp("dashboard") / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
-    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}) as url:
+    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}, timeout=120) as url:
         yield url
 
 
