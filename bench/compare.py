@@ -12,6 +12,8 @@ sweep of 8 runs (momentum 4 x seed 2) x 2,000 steps, then times over HTTP (media
   6. the sweep summary, 8 runs x 2,000 steps                   target <= 100 ms
   7. export.csv of 10,000 points at dense steps and at sparse ones (i * 2**63 // 10**4):
      the sparse one should cost about what the dense one does
+  8. the verdict of a 256-run sweep (MOMENTUM_MAX_GRID_SIZE: momentum 4 x seed 64) x
+     --verdict-steps steps of loss                              target <= 300 ms
 
     python bench/compare.py
     python bench/compare.py --throwaway-postgres
@@ -81,6 +83,29 @@ def make_sweep(http: httpx.Client, base_url: str, steps: int) -> int:
     return int(sweep["id"])
 
 
+VERDICT_SEEDS = 64  # x 4 momenta: a sweep of MOMENTUM_MAX_GRID_SIZE (256) runs
+
+
+def big_sweep_verdict(http: httpx.Client, base_url: str, steps: int) -> tuple[str, str, dict, str]:
+    """A 256-run sweep (loss only) and the case that times its verdict."""
+    base = {"dataset": "ravine", "model": "linear", "steps": steps}
+    grid = {"momentum": [*MOMENTA], "seed": list(range(VERDICT_SEEDS))}
+    body = {"name": "bench-verdict", "base": base, "grid": grid}
+    sweep = http.post("/api/v1/sweeps", json=body).raise_for_status().json()
+    jobs = http.get("/api/v1/jobs", params={"sweep_id": sweep["id"], "limit": 1000})
+    for job in jobs.raise_for_status().json()["items"]:
+        speed = 1 + 10 * job["config"]["momentum"] + 0.01 * (job["config"]["seed"] % 7)
+        loss_only = [
+            orjson.dumps(
+                {"points": [p for p in orjson.loads(batch)["points"] if p["key"] == "loss"]}
+            )
+            for batch in batches(steps, speed)
+        ]
+        send_all(base_url, job["run_id"], loss_only)
+    label = f"verdict of a sweep, {len(jobs.json()['items'])} runs x {steps:,} (loss)"
+    return label, f"/sweeps/{sweep['id']}/verdict", {"key": "loss"}, "<= 300"
+
+
 EXPORT_POINTS = 10_000
 
 
@@ -119,6 +144,7 @@ def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Tabl
         run_ids = make_runs(http, base_url, args.runs, args.steps)
         sweep_id = make_sweep(http, base_url, args.sweep_steps)
         dense, sparse = make_export_runs(http, base_url)
+        verdict_case = big_sweep_verdict(http, base_url, args.verdict_steps)
         loading_s = time.perf_counter() - started
         ids = ",".join(str(run_id) for run_id in run_ids)
         n, steps = args.runs, f"{args.steps:,}"
@@ -146,6 +172,7 @@ def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Tabl
             ("export.csv, 10,000 dense steps", "/export.csv", {"run_ids": dense}, ""),
             ("export.csv, 10,000 sparse steps", "/export.csv", {"run_ids": sparse}, "~ dense"),
         ]
+        cases.append(verdict_case)
         rows = []
         for label, path, params, target in cases:
             timings, size = timed(http, f"/api/v1{path}", params, args.repeat)
@@ -178,6 +205,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--sweep-steps", type=int, default=2_000)
+    parser.add_argument("--verdict-steps", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 

@@ -16,6 +16,7 @@ from momentum.cli_compare import compare, export
 from momentum.cli_entry_points import entry_points
 from momentum.cli_jobs import jobs, runs, submit, sweep, workers
 from momentum.cli_train import sync, train
+from momentum.cli_verdict import verdict
 from momentum.cli_worker import worker
 from momentum.up import up
 
@@ -190,6 +191,7 @@ def db_copy(source: str | None, target: str, batch_rows: int) -> None:
 
 main.add_command(train)
 main.add_command(sync)
+main.add_command(verdict)
 
 
 for command in (worker, up, submit, sweep, jobs, runs, workers, entry_points, compare, export):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from momentum.contract import Verdict, VerdictBest, VerdictComparison, VerdictGroup
 from service.analysis import verdict as stats
 from service.analysis.groups import value_order
-from service.analysis.summary import Mode, summarize
+from service.analysis.summary import Mode
 from service.analysis.verdict_text import Wording, sentence
 from service.comparison import group_key, param_value, read_curves, unknown_parameter
 from service.models import Run
@@ -36,12 +36,13 @@ def run_numbers(
 ) -> dict[int, stats.RunNumber]:
     """Each run's one number: its `summary` of `key` (compare/summary's definitions)."""
     curves = read_curves(session, runs, ask.key)
-    numbers = {}
-    for run in runs:
-        steps, values = curves[run.id]["step"], curves[run.id]["value"]
-        curve = summarize(steps, values, ask.mode, ask.threshold)
-        numbers[run.id] = stats.run_number(run.id, curve, run.diverged, ask.summary, ask.threshold)
-    return numbers
+    rule = (ask.summary, ask.mode, ask.threshold)
+    return {
+        run.id: stats.run_number(
+            run.id, (curves[run.id]["step"], curves[run.id]["value"]), run.diverged, rule
+        )
+        for run in runs
+    }
 
 
 def grouped(runs: Sequence[Run], by: str) -> list[tuple[Any, list[Run]]]:
@@ -83,36 +84,13 @@ def judge(session: Session, runs: Sequence[Run], ask: VerdictRequest) -> Verdict
         summary=ask.summary,
         confidence=ask.confidence,
         threshold=ask.threshold,
-        groups=[_public_group(group) for group in groups],
+        groups=[VerdictGroup.model_validate(group, from_attributes=True) for group in groups],
         best=None
         if best is None or best.mean is None
         else VerdictBest(value=best.value, mean=best.mean),
-        comparisons=[_public_comparison(comparison) for _, comparison in against],
+        comparisons=[
+            VerdictComparison.model_validate(comparison, from_attributes=True)
+            for _, comparison in against
+        ],
         verdict=sentence(words, groups, best, against),
-    )
-
-
-def _public_group(group: stats.GroupStats) -> VerdictGroup:
-    return VerdictGroup(
-        value=group.value,
-        run_ids=group.run_ids,
-        n=group.n,
-        mean=group.mean,
-        std=group.std,
-        ci_low=group.ci_low,
-        ci_high=group.ci_high,
-        reached=group.reached,
-        diverged=group.diverged,
-        missing=group.missing,
-    )
-
-
-def _public_comparison(comparison: stats.Comparison) -> VerdictComparison:
-    return VerdictComparison(
-        value=comparison.value,
-        versus=comparison.versus,
-        difference=comparison.difference,
-        p_value=comparison.p_value,
-        significant=comparison.significant,
-        seeds_needed=comparison.seeds_needed,
     )

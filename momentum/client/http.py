@@ -17,6 +17,7 @@ import httpx
 import momentum
 from momentum.client.encoding import encode_body, encode_point_dicts, query_params
 from momentum.client.jobs import JobMethods
+from momentum.client.verdict import VerdictMethods
 from momentum.contract import (
     CompareResult,
     CompareSummary,
@@ -86,7 +87,7 @@ def resolve_token(token: str | None) -> str | None:
     return token if token is not None else (os.environ.get("MOMENTUM_TOKEN") or None)
 
 
-class MomentumClient(JobMethods):
+class MomentumClient(JobMethods, VerdictMethods):
     """A thin, typed client of the `/api/v1` routes. Thread-safe (httpx.Client is).
 
     `url` and `token` default to `MOMENTUM_URL` (else http://127.0.0.1:8000) and

@@ -7,7 +7,6 @@ a type error in the worker and the CLI rather than a `KeyError` in a running wor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -15,6 +14,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from momentum.client.encoding import encode_body, query_params
+from momentum.client.methods import RequestMethods
 from momentum.contract.common import Page
 from momentum.contract.entry_points import EntryPointPublic, EntryPointRegistration
 from momentum.contract.job_logs import JobLogAck, JobLogAppend, JobLogPage
@@ -36,20 +36,8 @@ NO_JOB = 204
 _ENTRY_POINTS = TypeAdapter(list[EntryPointPublic])
 
 
-class JobMethods:
+class JobMethods(RequestMethods):
     """Mixed into `MomentumClient`, whose `request` sends the calls."""
-
-    if TYPE_CHECKING:
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            content: bytes | None = None,
-            params: dict[str, Any] | None = None,
-            timeout: httpx.Timeout | float | None = None,
-        ) -> httpx.Response: ...
 
     def submit_job(self, body: JobCreate) -> JobPublic:
         """Queue one training job (and create its run)."""
