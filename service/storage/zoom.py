@@ -28,9 +28,11 @@ from service.storage.cells import CELL_POINTS, SUMMARY_DTYPE
 from service.storage.driver import DriverCursor
 
 _HEADERS_SQL = (
-    "SELECT block, first_step, last_step, count, summary IS NOT NULL FROM point_blocks "
-    "WHERE series_id = {p} AND block >= {p} AND block <= {p} "
-    "AND last_step >= {p} AND first_step <= {p} ORDER BY block"
+    "SELECT b.block, b.first_step, b.last_step, b.count, s.block IS NOT NULL "
+    "FROM point_blocks b LEFT JOIN point_summaries s "
+    "ON s.series_id = b.series_id AND s.block = b.block "
+    "WHERE b.series_id = {p} AND b.block >= {p} AND b.block <= {p} "
+    "AND b.last_step >= {p} AND b.first_step <= {p} ORDER BY b.block"
 )
 _CHUNK_STEPS_SQL = (
     "SELECT first_step FROM point_chunks WHERE series_id = {p} "
@@ -38,7 +40,7 @@ _CHUNK_STEPS_SQL = (
 )
 _ANY_ROW_SQL = "SELECT 1 FROM points WHERE series_id = {p} AND step >= {p} AND step <= {p} LIMIT 1"
 _SUMMARIES_SQL = (
-    "SELECT block, {column} FROM point_blocks WHERE series_id = {p} "
+    "SELECT block, {column} FROM point_summaries WHERE series_id = {p} "
     "AND block >= {p} AND block <= {p} ORDER BY block"
 )
 
