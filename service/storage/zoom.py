@@ -60,7 +60,8 @@ class _Plan:
     def cell_counts(self) -> tuple[int, int]:
         """How many level-1 and level-2 cells the window holds."""
         level_1 = sum(-(-count // CELL_POINTS) for count in self.stored.values())
-        level_1 += sum(len(np.unique(cell)) for _, cell in self.read.values())
+        # A read block's cells ascend: count where they change.
+        level_1 += sum(1 + int(np.count_nonzero(np.diff(cell))) for _, cell in self.read.values())
         return level_1, len(self.stored) + len(self.read)
 
 
@@ -130,8 +131,10 @@ def bucket_points(buckets: np.ndarray, max_points: int) -> np.ndarray:
     picks = np.concatenate(
         [_part(buckets[finite], "low"), _part(buckets[bad], "bad"), _part(buckets[~bad], "high")]
     )
-    _, first = np.unique(picks["step"], return_index=True)
-    return picks[first]
+    picks = picks[np.argsort(picks["step"], kind="stable")]
+    distinct = np.ones(len(picks), dtype=bool)
+    distinct[1:] = picks["step"][1:] != picks["step"][:-1]  # a low that is also the high
+    return picks[distinct]
 
 
 def _level(plan: _Plan, buckets: int) -> int:
