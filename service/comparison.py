@@ -88,29 +88,37 @@ def compare_curves(session: Session, runs: Sequence[Run], ask: CurveRequest) -> 
     """Each run's own step grid; downsampled from the zoom summaries, or (smoothing)
     smoothed at full resolution and then downsampled."""
     ids = compare_store.series_ids(session, [run.id for run in runs], ask.keys)
+    wanted = [(run.id, key) for run in runs for key in ask.keys if (run.id, key) in ids]
+    if ask.smoothing is not None:
+        curves = {pair: _smoothed_curve(session, ids[pair], ask, ask.smoothing) for pair in wanted}
+    else:
+        read = read_downsampled(
+            session, [ids[pair] for pair in wanted], ask.start_step, ask.end_step, ask.max_points
+        )
+        heads = _first_walls(session, [ids[pair] for pair in wanted], ask)
+        curves = {
+            pair: _Curve(shown, total, None, head)
+            for pair, (shown, total), head in zip(wanted, read, heads, strict=True)
+        }
     series = []
     for run in runs:
-        curves = {key: _read_curve(session, ids.get((run.id, key)), ask) for key in ask.keys}
-        firsts = [c.first_wall for c in curves.values() if c.first_wall is not None]
+        mine = [curves.get((run.id, key), _Curve(_EMPTY, 0)) for key in ask.keys]
+        firsts = [c.first_wall for c in mine if c.first_wall is not None]
         origin = float(min(firsts)) if ask.x == "wall_time" and firsts else 0.0
-        series += [_series(run, key, curves[key], origin) for key in ask.keys]
+        series += [_series(run, k, c, origin) for k, c in zip(ask.keys, mine, strict=True)]
     return {"x": ask.x, "smoothing": ask.smoothing, "series": series}
 
 
-def _read_curve(session: Session, series_id: int | None, ask: CurveRequest) -> _Curve:
-    if series_id is None:
-        return _Curve(_EMPTY, 0)
-    if ask.smoothing is not None:
-        return _smoothed_curve(session, series_id, ask, ask.smoothing)
-    shown, total = read_downsampled(
-        session, series_id, ask.start_step, ask.end_step, ask.max_points
-    )
-    first_wall = None
-    if ask.x == "wall_time":  # wall_time counts from the first point, whatever the zoom
-        head, _ = read_window(session, series_id, 0, 1)
-        if len(head) and head["step"][0] <= ask.end_step:
-            first_wall = float(head["wall_time"][0])
-    return _Curve(shown, total, None, first_wall)
+def _first_walls(session: Session, series_ids: list[int], ask: CurveRequest) -> list[float | None]:
+    """With x=wall_time, each series' first wall_time (time counts from there whatever
+    the zoom), if its first point is inside end_step."""
+    if ask.x != "wall_time":
+        return [None] * len(series_ids)
+    heads = [read_window(session, series_id, 0, 1)[0][:1] for series_id in series_ids]
+    return [
+        float(head["wall_time"][0]) if len(head) and head["step"][0] <= ask.end_step else None
+        for head in heads
+    ]
 
 
 def _smoothed_curve(session: Session, series_id: int, ask: CurveRequest, weight: float) -> _Curve:

@@ -175,10 +175,22 @@ class PointBlock(Base):
     min_value: Mapped[float | None] = mapped_column(Float)
     max_value: Mapped[float | None] = mapped_column(Float)
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    # Zoom summaries of `data` (storage/cells.py): per 64 points, and of the whole block;
-    # written with it. NULL only where revision 0016's backfill has not run: read points.
-    cells: Mapped[bytes | None] = mapped_column(LargeBinary)
-    summary: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class PointSummary(Base):
+    """Zoom summaries of one block's points (storage/cells.py): per 64 points (`cells`)
+    and of the whole block (`summary`), written with the block in its transaction. A
+    table of their own: on SQLite a column stored after a block's ~100 KB `data` is
+    reached only by walking its overflow pages (a read of every point's bytes again)."""
+
+    __tablename__ = "point_summaries"
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cells: Mapped[bytes] = mapped_column(LargeBinary)
+    summary: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class PointChunk(Base):

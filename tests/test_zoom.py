@@ -196,7 +196,7 @@ def test_blocks_without_summaries_are_read_as_points(client: TestClient, engine:
     run_id = _long_run(client)
     before = [_history(client, run_id, **query) for query in _READS]
     with engine.begin() as connection:
-        connection.execute(text("UPDATE point_blocks SET cells = NULL, summary = NULL"))
+        connection.execute(text("DELETE FROM point_summaries"))
     assert [_history(client, run_id, **query) for query in _READS] == before
 
 
@@ -223,7 +223,12 @@ def test_the_migration_backfills_summaries_of_existing_blocks(settings: Settings
     engine = make_engine(settings)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(text("SELECT data, cells, summary FROM point_blocks"))
+            rows = connection.execute(
+                text(
+                    "SELECT b.data, s.cells, s.summary FROM point_blocks b "
+                    "JOIN point_summaries s ON (s.series_id, s.block) = (b.series_id, b.block)"
+                )
+            )
             stored = rows.fetchall()
         assert len(stored) == 5
         for data, cells, summary in stored:

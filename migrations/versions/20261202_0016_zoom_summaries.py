@@ -1,9 +1,9 @@
 """Compare at scale (#19): per-block summaries at a few zoom levels.
 
-Each block row gets `cells` (a summary per 64 points) and `summary` (of the whole
-block), see service/storage/cells.py. Existing blocks are backfilled here, a batch of
-rows at a time in key order; a block written later gets them with its data. (A read
-still copes with a NULL pair by reading that block's points.)
+`point_summaries` holds, per block, `cells` (a summary per 64 points) and `summary` (of
+the whole block), see service/storage/cells.py. Existing blocks are backfilled here, a
+batch of blocks at a time in key order; a block written later gets its row in the same
+transaction. (A read still copes with a block that has none by reading its points.)
 
 Revision ID: 0016
 Revises: 0015
@@ -30,10 +30,20 @@ _BATCH_ROWS = 500
 
 
 def upgrade() -> None:
-    # Plain ALTER TABLE … ADD COLUMN, never a batch copy: recreating point_blocks on
-    # SQLite would rewrite every point.
-    op.add_column("point_blocks", sa.Column("cells", sa.LargeBinary(), nullable=True))
-    op.add_column("point_blocks", sa.Column("summary", sa.LargeBinary(), nullable=True))
+    op.create_table(
+        "point_summaries",
+        sa.Column("series_id", sa.Integer(), nullable=False),
+        sa.Column("block", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("cells", sa.LargeBinary(), nullable=False),
+        sa.Column("summary", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["series_id"],
+            ["series.id"],
+            name=op.f("fk_point_summaries_series_id_series"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("series_id", "block", name=op.f("pk_point_summaries")),
+    )
     _backfill(op.get_bind())
 
 
@@ -45,19 +55,18 @@ def _backfill(connection: sa.Connection) -> None:
         "ORDER BY series_id, block LIMIT :n"
     )
     fill = sa.text(
-        "UPDATE point_blocks SET cells = :cells, summary = :summary "
-        "WHERE series_id = :s AND block = :b"
+        "INSERT INTO point_summaries (series_id, block, cells, summary) "
+        "VALUES (:s, :b, :cells, :summary)"
     )
     after = {"s": -1, "b": -1}
     while rows := connection.execute(page, {**after, "n": _BATCH_ROWS}).fetchall():
-        updates = []
+        summaries = []
         for series_id, block, data in rows:
             cells, summary = block_summaries(np.frombuffer(data, dtype=RECORD_DTYPE))
-            updates.append({"s": series_id, "b": block, "cells": cells, "summary": summary})
-        connection.execute(fill, updates)
+            summaries.append({"s": series_id, "b": block, "cells": cells, "summary": summary})
+        connection.execute(fill, summaries)
         after = {"s": rows[-1][0], "b": rows[-1][1]}
 
 
 def downgrade() -> None:
-    op.drop_column("point_blocks", "summary")
-    op.drop_column("point_blocks", "cells")
+    op.drop_table("point_summaries")

@@ -194,7 +194,9 @@ def read_history(
     series_id = metric_store.find_series_id(session, run_id, key)
     if series_id is None:
         raise NotFound(f"metric {key!r} of run", run_id)
-    shown, total = metric_store.read_downsampled(session, series_id, start_step, end_step, budget)
+    [(shown, total)] = metric_store.read_downsampled(
+        session, [series_id], start_step, end_step, budget
+    )
     return FastJSONResponse(
         {
             "key": key,

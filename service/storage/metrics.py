@@ -318,13 +318,17 @@ def read_columns(session: Session, series_id: int, start_step: int, end_step: in
 
 
 def read_downsampled(
-    session: Session, series_id: int, start_step: int, end_step: int, max_points: int
-) -> tuple[np.ndarray, int]:
-    """Steps start..end of one series, downsampled to at most `max_points` from the zoom
-    summaries (storage/zoom.py), and how many points the range holds."""
+    session: Session, series_ids: Sequence[int], start_step: int, end_step: int, max_points: int
+) -> list[tuple[np.ndarray, int]]:
+    """Steps start..end of each series, downsampled to at most `max_points` from the zoom
+    summaries (storage/zoom.py), and how many points the range holds; one driver cursor
+    for all of them (opening one costs about what a summary read does)."""
     cursor = DriverCursor(session)
     try:
-        return zoom.read_downsampled(cursor, series_id, start_step, end_step, max_points)
+        return [
+            zoom.read_downsampled(cursor, series_id, start_step, end_step, max_points)
+            for series_id in series_ids
+        ]
     finally:
         cursor.close()
 

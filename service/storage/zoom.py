@@ -28,9 +28,11 @@ from service.storage.cells import CELL_POINTS, SUMMARY_DTYPE
 from service.storage.driver import DriverCursor
 
 _HEADERS_SQL = (
-    "SELECT block, first_step, last_step, count, summary IS NOT NULL FROM point_blocks "
-    "WHERE series_id = {p} AND block >= {p} AND block <= {p} "
-    "AND last_step >= {p} AND first_step <= {p} ORDER BY block"
+    "SELECT b.block, b.first_step, b.last_step, b.count, s.block IS NOT NULL "
+    "FROM point_blocks b LEFT JOIN point_summaries s "
+    "ON s.series_id = b.series_id AND s.block = b.block "
+    "WHERE b.series_id = {p} AND b.block >= {p} AND b.block <= {p} "
+    "AND b.last_step >= {p} AND b.first_step <= {p} ORDER BY b.block"
 )
 _CHUNK_STEPS_SQL = (
     "SELECT first_step FROM point_chunks WHERE series_id = {p} "
@@ -38,7 +40,7 @@ _CHUNK_STEPS_SQL = (
 )
 _ANY_ROW_SQL = "SELECT 1 FROM points WHERE series_id = {p} AND step >= {p} AND step <= {p} LIMIT 1"
 _SUMMARIES_SQL = (
-    "SELECT block, {column} FROM point_blocks WHERE series_id = {p} "
+    "SELECT block, {column} FROM point_summaries WHERE series_id = {p} "
     "AND block >= {p} AND block <= {p} ORDER BY block"
 )
 
@@ -58,7 +60,8 @@ class _Plan:
     def cell_counts(self) -> tuple[int, int]:
         """How many level-1 and level-2 cells the window holds."""
         level_1 = sum(-(-count // CELL_POINTS) for count in self.stored.values())
-        level_1 += sum(len(np.unique(cell)) for _, cell in self.read.values())
+        # A read block's cells ascend: count where they change.
+        level_1 += sum(1 + int(np.count_nonzero(np.diff(cell))) for _, cell in self.read.values())
         return level_1, len(self.stored) + len(self.read)
 
 
@@ -128,8 +131,10 @@ def bucket_points(buckets: np.ndarray, max_points: int) -> np.ndarray:
     picks = np.concatenate(
         [_part(buckets[finite], "low"), _part(buckets[bad], "bad"), _part(buckets[~bad], "high")]
     )
-    _, first = np.unique(picks["step"], return_index=True)
-    return picks[first]
+    picks = picks[np.argsort(picks["step"], kind="stable")]
+    distinct = np.ones(len(picks), dtype=bool)
+    distinct[1:] = picks["step"][1:] != picks["step"][:-1]  # a low that is also the high
+    return picks[distinct]
 
 
 def _level(plan: _Plan, buckets: int) -> int:
