@@ -202,7 +202,7 @@ def _table(loads: dict[str, Loads], args: argparse.Namespace) -> Table:
     table = Table(title=title)
     for column in (
         "load",
-        "both charts drawn ms",
+        "all drawn ms",
         "min",
         "max",
         "Plotly ready ms",

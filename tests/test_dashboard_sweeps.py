@@ -32,8 +32,7 @@ TIMEOUT = 60  # seconds: seeding a hundred runs on a busy machine
 def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[str]:
     database = tmp_path_factory.mktemp("dashboard-sweeps") / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
-    # More than the default 100 runs per comparison: where the compare view turns to WebGL.
-    env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}", "MOMENTUM_MAX_COMPARE_RUNS": "200"}
+    env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}
     with live_server(env, timeout=120) as url:  # a start on a busy machine takes a while
         yield url
 
