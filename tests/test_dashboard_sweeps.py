@@ -74,17 +74,17 @@ def loss_rate(config: dict[str, Any]) -> float:
 
 def seeded_sweep(url: str, name: str, grid: dict[str, list[Any]]) -> dict[str, Any]:
     """A sweep whose runs hold a loss curve each (posted, not trained); returns the sweep."""
-    body = {"name": name, "base": BASE, "grid": grid}
-    response = httpx.post(f"{url}{API}/sweeps", json=body, timeout=TIMEOUT)
-    assert response.status_code == 201, response.text
-    sweep = response.json()
-    for job_id in sweep["job_ids"]:
-        job = httpx.get(f"{url}{API}/jobs/{job_id}", timeout=TIMEOUT).json()
-        rate = loss_rate(job["config"])
-        points = [{"key": "loss", "step": s, "value": 2 / (1 + rate * s)} for s in range(40)]
-        metrics = f"{url}{API}/runs/{job['run_id']}/metrics"
-        posted = httpx.post(metrics, json={"points": points}, timeout=TIMEOUT)
-        assert posted.status_code == 200, posted.text
+    with httpx.Client(base_url=f"{url}{API}", timeout=TIMEOUT) as http:
+        response = http.post("/sweeps", json={"name": name, "base": BASE, "grid": grid})
+        assert response.status_code == 201, response.text
+        sweep = response.json()
+        listed = http.get("/runs", params={"sweep_id": sweep["id"], "limit": 1000}).json()
+        assert len(listed["items"]) == len(sweep["job_ids"])
+        for run in listed["items"]:
+            rate = loss_rate(run["params"])
+            points = [{"key": "loss", "step": s, "value": 2 / (1 + rate * s)} for s in range(40)]
+            posted = http.post(f"/runs/{run['id']}/metrics", json={"points": points})
+            assert posted.status_code == 200, posted.text
     return sweep
 
 
