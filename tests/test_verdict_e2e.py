@@ -41,7 +41,7 @@ def _sweep(http: httpx.Client) -> tuple[int, list[int]]:
 
 def test_verdict_routes_client_and_cli_through_the_real_server(database_url: str) -> None:
     with (
-        live_server({"MOMENTUM_DATABASE_URL": database_url}) as url,
+        live_server({"MOMENTUM_DATABASE_URL": database_url}, timeout=120) as url,
         httpx.Client(base_url=url, timeout=30) as http,
         MomentumClient(url) as client,
     ):
