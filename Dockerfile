@@ -1,5 +1,5 @@
 # One image for the service and for workers. The service target installs no ML stack.
-# The dashboard's pinned Plotly.js basic bundle (service/vendor/package-lock.json).
+# The dashboard's pinned Plotly.js bundles (service/vendor/package-lock.json).
 FROM node:20-slim AS dashboard-js
 WORKDIR /vendor
 COPY service/vendor/package.json service/vendor/package-lock.json ./

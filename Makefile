@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The dashboard's charting library (Plotly.js basic bundle), pinned by service/vendor/package-lock.json.
+# The dashboard's charting library (Plotly.js basic, cartesian and strict bundles), pinned by
+# service/vendor/package-lock.json.
 DASHBOARD_JS := service/vendor/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -22,7 +23,7 @@ $(DASHBOARD_JS): service/vendor/package.json service/vendor/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix service/vendor --no-audit --no-fund --loglevel=error; \
 	else \
-		echo "npm not found: the dashboard serves the full Plotly.js bundle (slower first load)"; \
+		echo "npm not found: the dashboard serves the full Plotly.js bundle (slower first load, no parallel coordinates or WebGL charts)"; \
 	fi
 
 install: $(STAMP) $(DASHBOARD_JS)

@@ -14,10 +14,17 @@ sweep of 8 runs (momentum 4 x seed 2) x 2,000 steps, then times over HTTP (media
      the sparse one should cost about what the dense one does
   8. the verdict of a 256-run sweep (MOMENTUM_MAX_GRID_SIZE: momentum 4 x seed 64) x
      --verdict-steps steps of loss                              target <= 300 ms
+With --many (issue 19's targets) it times many runs instead: compare of 100 runs x
+100,000 points of loss, max_points=1000 (target <= 150 ms on SQLite), summary and groups
+of those 100 runs, and summary and groups of 256 runs x 2,000 steps (a sweep of
+MOMENTUM_MAX_GRID_SIZE runs); --server-code DIR runs the service from another checkout
+(e.g. the main branch) on the same data for an old-vs-new table.
 
     python bench/compare.py
     python bench/compare.py --throwaway-postgres
     python bench/compare.py --runs 4 --steps 20000   # a quick look
+    python bench/compare.py --many                   # 100 runs x 100,000; 256 runs
+    python bench/compare.py --many --server-code /path/to/main   # the same, older code
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -197,6 +205,96 @@ def measure(args: argparse.Namespace, database_url: str, data_dir: Path) -> Tabl
     return table
 
 
+def loss_batches(steps: int, speed: float) -> list[bytes]:
+    """The loss of `batches`, alone: a many-run benchmark loads half the points."""
+    out = []
+    for body in batches(steps, speed):
+        points = [p for p in orjson.loads(body)["points"] if p["key"] == "loss"]
+        out.append(orjson.dumps({"points": points}))
+    return out
+
+
+def make_loss_runs(http: httpx.Client, base_url: str, count: int, steps: int) -> list[int]:
+    """`count` runs of `steps` loss points, momentum cycling through MOMENTA."""
+    bodies = {m: loss_batches(steps, speed=1 + 10 * m) for m in MOMENTA}
+    ids = []
+    for index in range(count):
+        momentum = MOMENTA[index % len(MOMENTA)]
+        params = {"optimizer": "momentum", "momentum": momentum, "seed": index // len(MOMENTA)}
+        body = {"name": f"many-{index}", "params": params}
+        run_id = int(http.post("/api/v1/runs", json=body).raise_for_status().json()["id"])
+        send_all(base_url, run_id, bodies[momentum])
+        ids.append(run_id)
+    return ids
+
+
+def timed_or_refused(
+    http: httpx.Client, path: str, params: dict[str, object], repeat: int
+) -> tuple[list[float], int] | str:
+    """`timed`, or the refusal (status and message) a server answers instead."""
+    answer = http.get(path, params=params)
+    if answer.status_code != 200:
+        return f"refused {answer.status_code}: {answer.json()['error']['message'][:60]}"
+    return timed(http, path, params, repeat)
+
+
+def many_run_cases(many: list[int], sweep: list[int]) -> list[tuple[str, str, dict[str, Any]]]:
+    ids, sweep_ids = ",".join(map(str, many)), ",".join(map(str, sweep))
+    n, m = len(many), len(sweep)
+    grouped = {"key": "loss", "by": "momentum", "threshold": 0.5}
+    return [
+        (f"compare {n} runs (loss), max_points=1000", "/compare",
+         {"run_ids": ids, "keys": "loss", "max_points": 1000}),
+        (f"summary of the {n} runs (threshold)", "/compare/summary",
+         {"run_ids": ids, "key": "loss", "threshold": 0.5}),
+        (f"groups of the {n} runs by momentum", "/compare/groups", {"run_ids": ids, **grouped}),
+        (f"summary of {m} runs x 2,000 (a full sweep)", "/compare/summary",
+         {"run_ids": sweep_ids, "key": "loss", "threshold": 0.5}),
+        (f"groups of {m} runs x 2,000 by momentum", "/compare/groups",
+         {"run_ids": sweep_ids, **grouped}),
+    ]  # fmt: skip
+
+
+def measure_many(args: argparse.Namespace, database_url: str, data_dir: Path) -> Table:
+    """Issue 19's many-run rows, against the service from --server-code if given."""
+    env = {"MOMENTUM_DATABASE_URL": database_url, "MOMENTUM_DATA_DIR": str(data_dir)}
+    os.environ.update(env)
+    from service.migrate import upgrade
+    from service.settings import Settings
+
+    upgrade(Settings())
+    if args.server_code:  # `python -m momentum.cli` imports from its working directory first
+        env["PYTHONPATH"] = str(Path(args.server_code).resolve())
+        os.chdir(env["PYTHONPATH"])
+    with (
+        live_server(env, timeout=120) as base_url,
+        httpx.Client(base_url=base_url, timeout=300) as http,
+    ):
+        started = time.perf_counter()
+        many = make_loss_runs(http, base_url, args.runs, args.steps)
+        sweep = make_loss_runs(http, base_url, args.sweep_runs, 2_000)
+        loading_s = time.perf_counter() - started
+        results = [
+            (label, timed_or_refused(http, f"/api/v1{path}", params, args.repeat))
+            for label, path, params in many_run_cases(many, sweep)
+        ]
+    code = args.server_code or "this checkout"
+    table = Table(
+        title=f"Many runs, x {args.steps:,} steps ({code}; median of {args.repeat}; "
+        f"data loaded in {loading_s:.0f} s)"
+    )
+    for column in ("request", "median ms", "min ms", "max ms", "response"):
+        table.add_column(column, justify="left" if column == "request" else "right")
+    for label, result in results:
+        if isinstance(result, str):
+            table.add_row(label, result, "", "", "")
+            continue
+        timings, size = result
+        median, low, high = statistics.median(timings), min(timings), max(timings)
+        table.add_row(label, f"{median:.1f}", f"{low:.1f}", f"{high:.1f}", f"{size / 1024:.0f} KB")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -207,10 +305,15 @@ def main() -> None:
     parser.add_argument("--sweep-steps", type=int, default=2_000)
     parser.add_argument("--verdict-steps", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--many", action="store_true", help="issue 19's many-run rows")
+    parser.add_argument("--sweep-runs", type=int, default=256, help="runs of --many's sweep")
+    parser.add_argument("--server-code", help="serve from this checkout's code (with --many)")
     args = parser.parse_args()
+    if args.many and "--runs" not in sys.argv:
+        args.runs = 100
 
     with benchmark_database(args, prefix="momentum-bench-") as (database_url, data_dir):
-        table = measure(args, database_url, data_dir)
+        table = (measure_many if args.many else measure)(args, database_url, data_dir)
     Console(width=max(120, Console().width)).print(table)
 
 

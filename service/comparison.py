@@ -33,7 +33,7 @@ from service.indexed_params import INDEXED_PARAMS
 from service.models import Run
 from service.storage import compare as compare_store
 from service.storage.blocks import RECORD_DTYPE
-from service.storage.metrics import read_columns
+from service.storage.metrics import read_columns, read_downsampled, read_window
 
 INTERPOLATION = (
     "Common grid: the union of the group's logged steps, thinned evenly to max_points. "
@@ -71,61 +71,86 @@ class CurveRequest:
     keys: list[str]
     x: str = "step"
     smoothing: float | None = None
-    max_points: int | None = None
+    max_points: int = 10_000
     start_step: int = 0
     end_step: int = MAX_STEP
 
 
+@dataclass(frozen=True)
+class _Curve:
+    shown: np.ndarray  # records (step, value, wall_time) the response carries
+    total: int  # points in the step window
+    smoothed: np.ndarray | None = None  # the EMA at the shown steps
+    first_wall: float | None = None  # wall_time of the series' first point (x=wall_time)
+
+
 def compare_curves(session: Session, runs: Sequence[Run], ask: CurveRequest) -> dict[str, Any]:
-    """Each run's own step grid, smoothed at full resolution, then downsampled."""
-    # Smoothing starts at the first point and wall_time counts from it, so both read from
-    # step 0 whatever the zoom: the smoothed curve must not change with start_step.
-    read_from = 0 if ask.smoothing is not None or ask.x == "wall_time" else ask.start_step
+    """Each run's own step grid; downsampled from the zoom summaries, or (smoothing)
+    smoothed at full resolution and then downsampled."""
     ids = compare_store.series_ids(session, [run.id for run in runs], ask.keys)
-    by_run: dict[int, dict[str, np.ndarray]] = {}
-    for run in runs:
-        by_run[run.id] = {
-            key: read_columns(session, ids[run.id, key], read_from, ask.end_step)
-            if (run.id, key) in ids
-            else _EMPTY
-            for key in ask.keys
+    wanted = [(run.id, key) for run in runs for key in ask.keys if (run.id, key) in ids]
+    if ask.smoothing is not None:
+        curves = {pair: _smoothed_curve(session, ids[pair], ask, ask.smoothing) for pair in wanted}
+    else:
+        read = read_downsampled(
+            session, [ids[pair] for pair in wanted], ask.start_step, ask.end_step, ask.max_points
+        )
+        heads = _first_walls(session, [ids[pair] for pair in wanted], ask)
+        curves = {
+            pair: _Curve(shown, total, None, head)
+            for pair, (shown, total), head in zip(wanted, read, heads, strict=True)
         }
     series = []
     for run in runs:
-        records = by_run[run.id]
-        firsts = [r["wall_time"][0] for r in records.values() if len(r)]
+        mine = [curves.get((run.id, key), _Curve(_EMPTY, 0)) for key in ask.keys]
+        firsts = [c.first_wall for c in mine if c.first_wall is not None]
         origin = float(min(firsts)) if ask.x == "wall_time" and firsts else 0.0
-        for key in ask.keys:
-            series.append(_series(run, key, records[key], origin, ask))
+        series += [_series(run, k, c, origin) for k, c in zip(ask.keys, mine, strict=True)]
     return {"x": ask.x, "smoothing": ask.smoothing, "series": series}
 
 
-def _series(
-    run: Run, key: str, records: np.ndarray, origin: float, ask: CurveRequest
-) -> dict[str, Any]:
-    steps, values, walls = records["step"], records["value"], records["wall_time"]
-    smoothed = None if ask.smoothing is None else debiased_ema(values, ask.smoothing)
-    if ask.start_step > 0 and len(steps) and steps[0] < ask.start_step:
-        shown = np.flatnonzero(steps >= ask.start_step)
-        steps, values, walls = steps[shown], values[shown], walls[shown]
-        smoothed = None if smoothed is None else smoothed[shown]
-    total = len(steps)
-    if ask.max_points is not None and total > ask.max_points:
-        keep = downsample_indices(values, ask.max_points)
-        steps, values, walls = steps[keep], values[keep], walls[keep]
-        smoothed = None if smoothed is None else smoothed[keep]
+def _first_walls(session: Session, series_ids: list[int], ask: CurveRequest) -> list[float | None]:
+    """With x=wall_time, each series' first wall_time (time counts from there whatever
+    the zoom), if its first point is inside end_step."""
+    if ask.x != "wall_time":
+        return [None] * len(series_ids)
+    heads = [read_window(session, series_id, 0, 1)[0][:1] for series_id in series_ids]
+    return [
+        float(head["wall_time"][0]) if len(head) and head["step"][0] <= ask.end_step else None
+        for head in heads
+    ]
+
+
+def _smoothed_curve(session: Session, series_id: int, ask: CurveRequest, weight: float) -> _Curve:
+    """Smoothing starts at the first point, so it reads from step 0 whatever the zoom:
+    the smoothed curve must not change with start_step."""
+    records = read_columns(session, series_id, 0, ask.end_step)
+    first_wall = float(records["wall_time"][0]) if len(records) else None
+    smoothed = debiased_ema(records["value"], weight)
+    if ask.start_step > 0 and len(records) and records["step"][0] < ask.start_step:
+        shown = np.flatnonzero(records["step"] >= ask.start_step)
+        records, smoothed = records[shown], smoothed[shown]
+    total = len(records)
+    if total > ask.max_points:
+        keep = downsample_indices(records["value"], ask.max_points)
+        records, smoothed = records[keep], smoothed[keep]
+    return _Curve(records, total, smoothed, first_wall)
+
+
+def _series(run: Run, key: str, curve: _Curve, origin: float) -> dict[str, Any]:
+    walls = curve.shown["wall_time"]
     out: dict[str, Any] = {
         "run_id": run.id,
         "run_name": run.name,
         "key": key,
-        "steps": steps.tolist(),
+        "steps": curve.shown["step"].tolist(),
         "wall_times": (walls - origin).tolist() if origin else walls.tolist(),
-        "values": encoded_values(values),
-        "total": total,
-        "downsampled": len(steps) < total,
+        "values": encoded_values(curve.shown["value"]),
+        "total": curve.total,
+        "downsampled": len(curve.shown) < curve.total,
     }
-    if smoothed is not None:
-        out["smoothed"] = encoded_values(smoothed)
+    if curve.smoothed is not None:
+        out["smoothed"] = encoded_values(curve.smoothed)
     return out
 
 

@@ -5,6 +5,10 @@ A history read answers at most `max_points` points. The series is cut into
 highest finite value (in step order), so spikes and the best value survive any zoom.
 A bucket holding NaN or ±Infinity shows its first such point in place of its
 highest value: divergence is never averaged or sampled away.
+
+This is zoom level 0. Long series are read from zoom summaries instead, their buckets
+runs of whole cells of 64 points or whole blocks (service/storage/zoom.py), by the same
+rules; this cut applies when the points are few enough to read.
 """
 
 from __future__ import annotations

@@ -233,6 +233,22 @@ class PointBlock(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class PointSummary(Base):
+    """Zoom summaries of one block's points (storage/cells.py): per 64 points (`cells`)
+    and of the whole block (`summary`), written with the block in its transaction. A
+    table of their own: on SQLite a column stored after a block's ~100 KB `data` is
+    reached only by walking its overflow pages (a read of every point's bytes again)."""
+
+    __tablename__ = "point_summaries"
+
+    series_id: Mapped[int] = mapped_column(
+        ForeignKey("series.id", ondelete="CASCADE"), primary_key=True
+    )
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    cells: Mapped[bytes] = mapped_column(LargeBinary)
+    summary: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class PointChunk(Base):
     """A series' newest points as one batch appended them, in the layout of a block;
     they fold into their block later (see storage/blocks.py). A rowid table on SQLite:

@@ -111,7 +111,10 @@ class Settings(BaseSettings):
     )
     max_grid_size: int = Field(default=256, ge=1, description="Most jobs one sweep may create.")
     max_compare_runs: int = Field(
-        default=100, ge=1, description="Most run ids one comparison or export may name."
+        default=100,
+        ge=1,
+        description="Most run ids one comparison or export may name (a whole sweep, up "
+        "to max_grid_size, always fits; GET /compare then thins each series further).",
     )
 
     max_event_streams: int = Field(
@@ -136,6 +139,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'momentum.sqlite3').resolve()}"
+
+    @property
+    def compare_run_cap(self) -> int:
+        """Run ids one comparison may name: max_compare_runs, or a whole sweep when
+        max_grid_size is larger (a sweep's runs compare together)."""
+        return max(self.max_compare_runs, self.max_grid_size)
 
     @property
     def is_sqlite(self) -> bool:

@@ -386,7 +386,7 @@ def test_bad_requests_name_the_parameter(client: TestClient) -> None:
 
 
 def test_too_many_run_ids_is_a_422_with_the_cap(settings: Settings) -> None:
-    capped = settings.model_copy(update={"max_compare_runs": 3})
+    capped = settings.model_copy(update={"max_compare_runs": 3, "max_grid_size": 2})
     with TestClient(create_app(capped)) as client:
         error = _get(client, "/compare", 422, run_ids="1,2,3,4", keys="loss")["error"]
         assert error["detail"][0]["loc"] == ["query", "run_ids"]

@@ -45,7 +45,7 @@ EVIL_LINKS = """() => [...document.querySelectorAll("a")].filter((a) =>
 def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[str]:
     database = tmp_path_factory.mktemp("dashboard") / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
-    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}) as url:
+    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}, timeout=120) as url:
         yield url
 
 
@@ -303,7 +303,7 @@ def test_submitting_a_sweep_from_the_form_creates_its_jobs(service: str, opened:
     httpx.post(f"{service}{API}/sweeps/{sweep['id']}/cancel")
 
 
-def test_sweep_view_shows_final_vs_momentum_and_bands_with_the_best(
+def test_sweep_view_leads_with_the_verdict_and_draws_intervals_and_bands(
     service: str, opened: Opened
 ) -> None:
     body = {
@@ -319,20 +319,29 @@ def test_sweep_view_shows_final_vs_momentum_and_bands_with_the_best(
     page = opened.page
     page.goto(f"{service}/?view=sweep&sweep={sweep['id']}&key=loss")
     wait_for_function(page, "document.getElementById('sweep-final').data?.[0]?.x.length === 2")
+    verdict = httpx.get(f"{service}{API}/sweeps/{sweep['id']}/verdict", params={"key": "loss"})
+    expected = verdict.json()
+    wait_for_function(page, "document.getElementById('sweep-verdict').textContent.length > 0")
+    assert page.locator("#sweep-verdict").inner_text() == expected["verdict"]
     final = page.evaluate(
         """() => { const t = document.getElementById('sweep-final').data[0];
-                   return {x: Array.from(t.x), std: Array.from(t.error_y.array),
+                   return {x: Array.from(t.x), y: Array.from(t.y), up: Array.from(t.error_y.array),
+                           down: Array.from(t.error_y.arrayminus),
                            symbols: Array.from(t.marker.symbol)}; }"""
     )
     assert final["x"] == [0.0, 0.9]
-    assert all(std > 0 for std in final["std"])  # two seeds differ: real error bars
-    assert final["symbols"] == ["circle", "star"]  # μ = 0.9 trains faster: highlighted
+    groups = expected["groups"]
+    assert final["y"] == pytest.approx([g["mean"] for g in groups])
+    # The bars are the verdict's confidence interval, not ± std.
+    assert final["up"] == pytest.approx([g["ci_high"] - g["mean"] for g in groups])
+    assert final["down"] == pytest.approx([g["mean"] - g["ci_low"] for g in groups])
+    assert final["symbols"][1] == "star"  # μ = 0.9 trains faster: the best
     means = page.evaluate(
         "document.getElementById('sweep-bands').data.filter(t => t.meta.role === 'mean').length"
     )
     assert means == 2
-    assert "0.9" in page.locator("#sweep-best").inner_text()
     assert page.locator("#sweep-table tr.best td").first.inner_text() == "0.9"
+    assert page.locator("#sweep-error").is_hidden()
 
 
 def test_a_run_named_like_html_shows_as_text_and_runs_nothing(service: str, opened: Opened) -> None:

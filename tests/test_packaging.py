@@ -28,5 +28,7 @@ def test_wheel_contains_migrations_and_packages(tmp_path: Path) -> None:
     assert "service/static/index.html" in dashboard
     for asset in dashboard:
         assert asset in names, asset
-    assert "service/vendor/node_modules/plotly.js-basic-dist-min/plotly-basic.min.js" in names
+    for bundle in ("basic", "cartesian", "strict"):
+        path = f"service/vendor/node_modules/plotly.js-{bundle}-dist-min/plotly-{bundle}.min.js"
+        assert path in names, path
     assert not any(name.startswith("tests/") for name in names)

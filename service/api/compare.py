@@ -67,7 +67,7 @@ async def _run_ids(
     request: Request,
     run_ids: Annotated[str, Query(max_length=20_000, description="Comma-separated: 1,2,3")],
 ) -> list[int]:
-    return parse_run_ids(run_ids, app_state(request.app).settings.max_compare_runs)
+    return parse_run_ids(run_ids, app_state(request.app).settings.compare_run_cap)
 
 
 RunIds = Annotated[list[int], Depends(_run_ids)]
@@ -98,10 +98,16 @@ def compare(
     start_step: Step = 0,
     end_step: Step = MAX_STEP,
 ) -> Response:
-    """Series of several runs, each on its own steps; smoothed at full resolution."""
+    """Series of several runs, each on its own steps; smoothed at full resolution.
+    `max_points` is per series; past MOMENTUM_MAX_COMPARE_RUNS runs it shrinks in
+    proportion, so a response never carries more points than that many runs would."""
     budget = points_budget(
         max_points, settings.default_compare_points, settings.max_points_per_read
     )
+    if len(run_ids) > settings.max_compare_runs:
+        # More runs than MOMENTUM_MAX_COMPARE_RUNS (a whole sweep): the response holds no
+        # more points than that many runs at `budget` would.
+        budget = max(2, budget * settings.max_compare_runs // len(run_ids))
     runs = comparison.load_runs(session, run_ids)
     ask = comparison.CurveRequest(
         keys=parse_keys(keys),

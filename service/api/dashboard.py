@@ -2,11 +2,17 @@
 package. Open always, like /docs: the page asks for a token only when the API it calls
 answers 401.
 
-Plotly.js comes as a declared dependency, never a copy in the repository: the basic
-partial bundle (1.2 MB; npm `plotly.js-basic-dist-min`, pinned in service/vendor/) when
-`npm ci --prefix service/vendor` has installed it, else the full bundle (4.8 MB) that the
-`plotly` Python package ships. The dashboard draws only scatter traces, which both have;
-compiling the full bundle costs a fresh browser 1-2 s more before the first chart."""
+Plotly.js comes as declared dependencies, never a copy in the repository: three pinned
+npm bundles (service/vendor/package-lock.json) that `npm ci --prefix service/vendor`
+installs, each the smallest that draws what a view needs:
+- basic (1.2 MB: scatter, bar, pie), loaded with every page: runs, compare, sweeps;
+- cartesian (1.5 MB: adds heatmap), loaded when a sweep view draws a heatmap;
+- strict (5.2 MB: adds parcoords and the WebGL traces, with its WebGL code compiled ahead
+  of time, so it runs under a policy without 'unsafe-eval'), loaded when a view draws
+  parallel coordinates or WebGL curves.
+Without npm, the full bundle (4.8 MB) of the `plotly` Python package stands in for basic
+and cartesian; it compiles WebGL code with `new Function`, which the policy refuses, so
+the strict bundle has no stand-in: the page says what to install instead."""
 
 from __future__ import annotations
 
@@ -22,7 +28,10 @@ from starlette.types import Scope
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 STATIC_DIR = SERVICE_DIR / "static"
-BASIC_PLOTLY_JS = SERVICE_DIR / "vendor/node_modules/plotly.js-basic-dist-min/plotly-basic.min.js"
+NODE_MODULES = SERVICE_DIR / "vendor/node_modules"
+BASIC_PLOTLY_JS = NODE_MODULES / "plotly.js-basic-dist-min/plotly-basic.min.js"
+CARTESIAN_PLOTLY_JS = NODE_MODULES / "plotly.js-cartesian-dist-min/plotly-cartesian.min.js"
+STRICT_PLOTLY_JS = NODE_MODULES / "plotly.js-strict-dist-min/plotly-strict.min.js"
 # The same file a `pip install plotly` puts on disk.
 FULL_PLOTLY_JS = "package_data/plotly.min.js"
 # Revalidate every time (answered 304 from ETag/Last-Modified when unchanged), so an
@@ -42,17 +51,28 @@ BASE_POLICY = [
     "form-action 'self'",
     "frame-ancestors 'none'",
 ]
-# The basic bundle adds one empty <style> and fills it through CSSOM (insertRule, which
-# the policy does not govern): the empty string's hash allows exactly that element. The
-# full bundle also writes its map library's stylesheet into a <style>, which only
-# 'unsafe-inline' allows.
+# The npm bundles add one empty <style> and fill it through CSSOM (insertRule, which the
+# policy does not govern): the empty string's hash allows exactly that element. The
+# strict bundle also writes its map library's stylesheet (MAP_STYLESHEET: the hash of
+# that exact text, in 4.1.1) into a <style> as it loads. Drawing a heatmap or parallel
+# coordinates sets two `style` attributes: an empty one, and the heatmap's
+# pixelated-image declarations (PIXELATED_STYLE); 'unsafe-hashes' allows exactly those
+# two values and no other inline style. The full bundle (no npm) needs 'unsafe-inline'.
 EMPTY_STYLE = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+MAP_STYLESHEET = "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"
+PIXELATED_STYLE = "'sha256-AR/cKIZjWPcPmBUPDA6oti9XBiTbJvz0Cro2J1VzzS8='"
 
 
 def locked_down() -> dict[str, str]:
     """The headers of every dashboard file: its policy, no framing, no type sniffing."""
-    styles = EMPTY_STYLE if BASIC_PLOTLY_JS.is_file() else "'unsafe-inline'"
-    policy = "; ".join([*BASE_POLICY, f"style-src 'self' {styles}"])
+    if BASIC_PLOTLY_JS.is_file():
+        styles = [
+            f"style-src 'self' {EMPTY_STYLE} {MAP_STYLESHEET}",
+            f"style-src-attr 'unsafe-hashes' {EMPTY_STYLE} {PIXELATED_STYLE}",
+        ]
+    else:
+        styles = ["style-src 'self' 'unsafe-inline'"]
+    policy = "; ".join([*BASE_POLICY, *styles])
     return {
         "Content-Security-Policy": policy,
         "X-Frame-Options": "DENY",
@@ -80,8 +100,28 @@ def dashboard() -> FileResponse:
 @router.get("/vendor/plotly.min.js")
 def plotly_bundle() -> FileResponse:
     """Plotly.js, the basic bundle when installed, else the full one; cached for a day."""
+    return _bundle_response(plotly_path())
+
+
+@router.get("/vendor/plotly-cartesian.min.js")
+def plotly_cartesian_bundle() -> FileResponse:
+    """Plotly.js with heatmaps: the cartesian bundle, else the full one."""
+    cartesian = CARTESIAN_PLOTLY_JS if CARTESIAN_PLOTLY_JS.is_file() else None
+    return _bundle_response(cartesian or _full_plotly_path())
+
+
+@router.get("/vendor/plotly-strict.min.js", responses={404: {"description": "npm has not run."}})
+def plotly_strict_bundle() -> Response:
+    """Plotly.js with parallel coordinates and WebGL, runnable without eval: 404 without npm."""
+    if not STRICT_PLOTLY_JS.is_file():
+        text = "the strict Plotly.js bundle is not installed: npm ci --prefix service/vendor"
+        return Response(text, status_code=404, media_type="text/plain", headers=locked_down())
+    return _bundle_response(STRICT_PLOTLY_JS)
+
+
+def _bundle_response(path: Path) -> FileResponse:
     headers = {**CACHE_A_DAY, **locked_down()}
-    return FileResponse(plotly_path(), media_type="text/javascript", headers=headers)
+    return FileResponse(path, media_type="text/javascript", headers=headers)
 
 
 def plotly_path() -> Path:
@@ -100,7 +140,8 @@ def _full_plotly_path() -> Path:
 def mount_static(app: FastAPI) -> None:
     if not BASIC_PLOTLY_JS.is_file():
         log.warning(
-            "dashboard: serving the full Plotly.js bundle (4.8 MB); `npm ci --prefix "
-            "service/vendor` installs the 1.2 MB basic one, which draws the first chart sooner"
+            "dashboard: serving the full Plotly.js bundle (4.8 MB), and no parallel coordinates "
+            "or WebGL charts; `npm ci --prefix service/vendor` installs the pinned bundles: the "
+            "1.2 MB basic one draws the first chart sooner"
         )
     app.mount("/static", DashboardFiles(directory=STATIC_DIR), name="static")

@@ -138,7 +138,7 @@ async def stream_events(
     `reset` event means the missed events are gone: reload, then keep listening."""
     state = app_state(request.app)
     settings = state.settings
-    wanted = parse_run_ids(run_ids, settings.max_compare_runs) if run_ids is not None else None
+    wanted = parse_run_ids(run_ids, settings.compare_run_cap) if run_ids is not None else None
     resume_from = _last_event_id(last_event_id)
     if state.open_event_streams >= settings.max_event_streams:
         raise ApiError(

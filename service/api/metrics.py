@@ -32,7 +32,7 @@ from service.auth import Caller, CallerDep, Role, Scope, requires
 from service.db import transaction
 from service.deps import MaxPoints, SessionDep, SettingsDep, StateDep, Step
 from service.domain_errors import Forbidden, NotFound
-from service.downsample import Columns, downsample, encoded_values, points_budget
+from service.downsample import encoded_values, points_budget
 from service.errors import ApiError, unprocessable, validation_error
 from service.models import Run
 from service.responses import FastJSONResponse
@@ -194,16 +194,16 @@ def read_history(
     series_id = metric_store.find_series_id(session, run_id, key)
     if series_id is None:
         raise NotFound(f"metric {key!r} of run", run_id)
-    records = metric_store.read_columns(session, series_id, start_step, end_step)
-    columns = Columns.from_records(records)
-    shown = downsample(columns, budget)
+    [(shown, total)] = metric_store.read_downsampled(
+        session, [series_id], start_step, end_step, budget
+    )
     return FastJSONResponse(
         {
             "key": key,
-            "steps": shown.steps.tolist(),
-            "values": encoded_values(shown.values),
-            "wall_times": shown.wall_times.tolist(),
-            "total": len(columns),
-            "downsampled": len(shown) < len(columns),
+            "steps": shown["step"].tolist(),
+            "values": encoded_values(shown["value"]),
+            "wall_times": shown["wall_time"].tolist(),
+            "total": total,
+            "downsampled": len(shown) < total,
         }
     )

@@ -13,7 +13,7 @@ from momentum.contract import MetricPoint
 from momentum.contract.metrics import MAX_STEP, better_direction
 from service import events
 from service.models import Point, PointBlock, PointChunk, Run, Series
-from service.storage import blocks
+from service.storage import blocks, zoom
 from service.storage.driver import DriverCursor
 
 # Ingest runs on the driver's cursor: at 1,000 points a request, SQLAlchemy's per-row
@@ -313,6 +313,22 @@ def read_columns(session: Session, series_id: int, start_step: int, end_step: in
     cursor = DriverCursor(session)
     try:
         return blocks.read_series(cursor, series_id, start_step, end_step)
+    finally:
+        cursor.close()
+
+
+def read_downsampled(
+    session: Session, series_ids: Sequence[int], start_step: int, end_step: int, max_points: int
+) -> list[tuple[np.ndarray, int]]:
+    """Steps start..end of each series, downsampled to at most `max_points` from the zoom
+    summaries (storage/zoom.py), and how many points the range holds; one driver cursor
+    for all of them (opening one costs about what a summary read does)."""
+    cursor = DriverCursor(session)
+    try:
+        return [
+            zoom.read_downsampled(cursor, series_id, start_step, end_step, max_points)
+            for series_id in series_ids
+        ]
     finally:
         cursor.close()
 

@@ -1,23 +1,29 @@
 // Compare view: each key's curves of the selected runs overlaid, smoothing, log scale,
 // zoom that re-fetches its range at full resolution, and the summary table.
 import { get } from "./api.js";
+import { colourBarTrace, mergeByValue, runStyles, tracesFor } from "./curves.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
-import { plotly } from "./plotly.js";
+import { commonText, paramLabel, paramsOf, valueText } from "./params.js";
+import { drawWith, plotly, plotlyFor } from "./plotly.js";
 import * as url from "./url.js";
 
 // Points per series and view: about one per device pixel across the chart, so a zoomed
-// range that short comes back whole and a long one costs no more than the screen shows.
-function maxPoints() {
+// range that short comes back whole and a long one costs no more than the screen shows;
+// many runs share POINTS_PER_CHART, which keeps a chart of 100 runs quick to draw.
+const POINTS_PER_CHART = 40_000;
+function maxPoints(runCount) {
   const width = document.getElementById("charts").clientWidth || 1200;
-  return Math.min(4000, Math.max(500, Math.round(width * (window.devicePixelRatio || 1))));
+  const perPixel = Math.min(4000, Math.max(500, Math.round(width * (window.devicePixelRatio || 1))));
+  return Math.max(200, Math.min(perPixel, Math.floor(POINTS_PER_CHART / Math.max(1, runCount))));
 }
-const NON_FINITE = new Set(["NaN", "Infinity", "-Infinity"]);
+// From this many runs a chart draws its curves with WebGL (the strict bundle, loaded
+// then), where SVG's one path per run takes too long to draw and to hover.
+const WEBGL_FROM_RUNS = 101;
 const CONFIG = { responsive: true, displaylogo: false };
-const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04",
-  "#db2777", "#4b5563", "#65a30d"];
 
 let ctx;
 let runs = [];
+let look = runStyles([]);
 let keys = [];
 let range = null; // [start_step, end_step] while zoomed
 let drawing = false;
@@ -66,19 +72,21 @@ export async function show() {
   // before asking which other keys the runs have (that list only fills the choices).
   const early = asked && ids.length ? fetchCurves(ids, asked) : null;
   runs = await Promise.all(ids.map((id) => get(`/api/v1/runs/${id}`)));
+  look = runStyles(runs);
+  document.getElementById("compare-common").textContent = commonText(look.common, runs.length);
   if (asked) keys = asked;
   const charted = early ? drawCharts(early) : null;
-  const available = await availableKeys(ids, charted);
+  const available = await availableKeys(charted);
   keys = asked ?? defaultKeys(available);
   renderKeyChoices(available);
   renderSummaryChoices(available);
   await Promise.all([charted ?? drawCharts(), drawSummary()]);
 }
 
-async function availableKeys(ids, after) {
+// Every key the runs logged: each run's `latest` has one value per key.
+async function availableKeys(after) {
   await after?.catch(() => null); // its own caller reports a failed draw
-  const listed = await Promise.all(ids.map((id) => get(`/api/v1/runs/${id}/metrics`)));
-  return [...new Set(listed.flatMap((l) => l.items.map((s) => s.key)))].sort();
+  return [...new Set(runs.flatMap((run) => Object.keys(run.latest ?? {})))].sort();
 }
 
 function defaultKeys(available) {
@@ -128,59 +136,6 @@ export function onEvent(kind, data) {
 }
 const throttledSummary = throttle(() => drawSummary(), 2000);
 
-function legendName(run) {
-  const params = [
-    run.optimizer, run.momentum !== null ? `μ=${run.momentum}` : null,
-    run.lr !== null ? `lr=${run.lr}` : null, run.params?.seed !== undefined ? `seed=${run.params.seed}` : null,
-  ].filter((p) => p !== null && p !== undefined);
-  return plotlyText(`${run.name} (${params.join(", ")})`);
-}
-
-function finite(values) {
-  return values.map((v) => (typeof v === "string" && NON_FINITE.has(v) ? null : v));
-}
-
-function tracesFor(series, run, color, x) {
-  const xs = x === "step" ? series.steps : series.wall_times;
-  const name = legendName(run);
-  const meta = { run_id: run.id, key: series.key };
-  const traces = [];
-  const smoothed = series.smoothed !== null && series.smoothed !== undefined;
-  traces.push({
-    x: xs, y: finite(series.values), name, legendgroup: String(run.id), type: "scatter",
-    mode: "lines", line: { color, width: smoothed ? 1 : 1.5 }, opacity: smoothed ? 0.25 : 1,
-    showlegend: !smoothed, hoverinfo: smoothed ? "skip" : undefined,
-    meta: { ...meta, role: smoothed ? "raw" : "main" },
-  });
-  if (smoothed) {
-    traces.push({
-      x: xs, y: finite(series.smoothed), name, legendgroup: String(run.id), type: "scatter",
-      mode: "lines", line: { color, width: 1.8 }, meta: { ...meta, role: "main" },
-    });
-  }
-  const bad = series.values.flatMap((v, i) => (NON_FINITE.has(v) ? [i] : []));
-  if (bad.length) traces.push(nonFiniteMarkers(series, xs, bad, run, meta));
-  return traces;
-}
-
-// NaN/Inf cannot be plotted: mark each at the run's last finite value before it, in red.
-function nonFiniteMarkers(series, xs, bad, run, meta) {
-  let lastFinite = 0;
-  const ys = [];
-  let next = 0;
-  series.values.forEach((v, i) => {
-    if (!NON_FINITE.has(v)) lastFinite = v;
-    if (i === bad[next]) { ys.push(lastFinite); next += 1; }
-  });
-  return {
-    x: bad.map((i) => xs[i]), y: ys, type: "scatter", mode: "markers",
-    name: `${plotlyText(run.name)}: ${series.values[bad[0]]}`, legendgroup: String(run.id),
-    marker: { color: "#b91c1c", symbol: "x", size: 10 },
-    text: bad.map((i) => series.values[i]), hovertemplate: "%{text} at %{x}<extra></extra>",
-    meta: { ...meta, role: "nonfinite" },
-  };
-}
-
 function fetchCurves(runIds = runs.map((r) => r.id), keyList = keys) {
   const query = url.params();
   const smoothing = Number(query.get("smooth") ?? 0);
@@ -189,7 +144,7 @@ function fetchCurves(runIds = runs.map((r) => r.id), keyList = keys) {
     keys: keyList.join(","),
     x: query.get("x") ?? "step",
     smoothing: smoothing > 0 ? smoothing : null,
-    max_points: maxPoints(),
+    max_points: maxPoints(runIds.length),
     start_step: range ? Math.max(0, Math.floor(range[0])) : null,
     end_step: range ? Math.max(0, Math.ceil(range[1])) : null,
   });
@@ -211,25 +166,29 @@ async function drawChartsNow(fetched) {
     return;
   }
   const curves = fetched ?? fetchCurves();
-  const Plotly = await plotly();
+  const webgl = runs.length >= WEBGL_FROM_RUNS;
+  const Plotly = await (webgl ? plotlyFor("scattergl").catch(() => plotly()) : plotly());
+  const type = webgl && Plotly !== (await plotly()) ? "scattergl" : "scatter";
   const x = url.params().get("x") ?? "step";
   // A chart's first drawing costs Plotly far more than the next ones: lay out the empty
   // charts while the curves are still on their way.
   await Promise.all(keys.map((key) => {
     const node = chartFor(container, key);
-    return node.data ? null : Plotly.newPlot(node, [], layoutFor(key, x), CONFIG);
+    return node.data ? null : drawWith(Plotly, node, [], layoutFor(key, x), CONFIG);
   }));
   const result = await curves;
-  const byRun = new Map(runs.map((r, i) => [r.id, { run: r, color: COLORS[i % COLORS.length] }]));
+  const byRun = new Map(runs.map((r) => [r.id, r]));
   for (const key of keys) {
-    const traces = result.series
+    const perRun = result.series
       .filter((s) => s.key === key)
-      .flatMap((s) => tracesFor(s, byRun.get(s.run_id).run, byRun.get(s.run_id).color, result.x));
+      .flatMap((s) => tracesFor(s, byRun.get(s.run_id), look.styles.get(s.run_id), result.x, type));
+    const traces = look.legendTitle ? mergeByValue(perRun) : perRun;
+    if (look.colourBar) traces.push(colourBarTrace(look.colourBar, type));
     const node = chartFor(container, key);
-    await Plotly.react(node, traces, layoutFor(key, result.x), CONFIG);
-    if (!node.dataset.wired) {
+    await drawWith(Plotly, node, traces, layoutFor(key, result.x), CONFIG);
+    if (node.wiredTo !== Plotly) { // a chart started afresh by another bundle lost its handler
       node.on("plotly_relayout", onZoom); // Plotly gives the node `on` at its first plot
-      node.dataset.wired = "1";
+      node.wiredTo = Plotly;
     }
   }
   for (const node of [...container.children]) {
@@ -244,7 +203,7 @@ function layoutFor(key, x) {
     xaxis: { title: { text: x === "step" ? "step" : "seconds" }, ...(range ? { range, autorange: false } : { autorange: true }) },
     yaxis: { type: url.params().get("log") === "1" ? "log" : "linear" },
     // Below the x axis title, growing downwards however many runs it lists.
-    legend: { orientation: "h", y: -0.3, yanchor: "top" },
+    legend: { orientation: "h", y: -0.3, yanchor: "top", title: { text: look.legendTitle ?? "" } },
   };
 }
 
@@ -280,18 +239,31 @@ async function drawSummary() {
       baseline: document.getElementById("baseline").value,
     });
     const byId = new Map(summary.runs.map((r) => [r.run_id, r]));
+    renderSummaryHead();
     replaceRows(tbody, summary.ranking.map((id, i) => summaryRow(byId.get(id), i + 1)));
   } catch (error) {
-    const cell = el("td", { colspan: 8, class: "field-error" });
+    const cell = el("td", { colspan: 8 + look.differ.length, class: "field-error" });
     showError(cell, error);
     replaceRows(tbody, [el("tr", {}, cell)]);
   }
 }
 
+// The table names only the params that differ between the runs: a column each.
+function renderSummaryHead() {
+  const head = document.querySelector("#summary-table thead tr");
+  const th = (text) => el("th", {}, text);
+  head.replaceChildren(th("Rank"), th("Run"),
+    ...look.differ.map((name) => el("th", { "data-param": name }, paramLabel(name))),
+    ...["Final", "Best", "Best step", "Steps to threshold", "Speed-up", "Diverged"].map(th));
+}
+
 function summaryRow(s, rank) {
   const number = (v) => el("td", { class: "num" }, formatNumber(v));
+  const run = runs.find((r) => r.id === s.run_id);
+  const params = run ? paramsOf(run) : {};
   return el("tr", { "data-run-id": s.run_id },
     el("td", { class: "num" }, rank), el("td", {}, s.run_name),
+    ...look.differ.map((name) => el("td", { class: "param" }, valueText(params[name]))),
     number(s.final), number(s.best), number(s.best_step), number(s.steps_to_threshold),
     el("td", { class: "num" }, s.speedup === null ? "" : `${s.speedup.toFixed(2)}×`),
     el("td", { class: s.diverged ? "diverged" : "" }, s.diverged ? "diverged" : ""),

@@ -1,18 +1,27 @@
-// Sweep view: a sweep's runs (or the selected runs) grouped by momentum across seeds:
-// final value vs momentum with ± std error bars, mean ± std bands over steps, the best.
+// Sweep view: a sweep's runs (or the selected runs) grouped by a param across seeds. It
+// leads with the verdict's sentence (GET …/verdict), then the summary vs the param with
+// confidence intervals, maps of the objective over the params swept, the groups' curves
+// and the groups table. A failure is said as one, never in the verdict's style.
 // A random or TPE sweep, or one that stops runs early, also gets the search panel.
 import { get } from "./api.js";
-import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
+import { el, replaceRows, showError, throttle } from "./dom.js";
+import { commonText } from "./params.js";
 import { plotly } from "./plotly.js";
 import * as search from "./search.js";
+import { drawBands, drawValueChart, renderTable } from "./sweepcharts.js";
+import { drawMaps, preloadBundles } from "./sweepmaps.js";
 import * as url from "./url.js";
 
-const PALETTE = ["37,99,235", "220,38,38", "147,51,234", "234,88,12", "8,145,178", "202,138,4"];
-const BEST_RGB = "21,128,61";
+// The fewest run ids the API takes in one request by default (MOMENTUM_MAX_COMPARE_RUNS):
+// per-run summaries are asked in chunks of this many, so any selection gets them.
+const IDS_PER_REQUEST = 100;
+const PAGE = 200;
+const CONTROLS = { key: "sweep-key", by: "sweep-by", threshold: "sweep-threshold", summary: "sweep-summary" };
 
 let ctx;
 let memberRuns = new Set();
 let searchRuns = new Set();
+let sweeps = [];
 const refresh = throttle(() => draw(), 2000);
 
 export function init(context) {
@@ -21,33 +30,29 @@ export function init(context) {
     url.update({ sweep: e.target.value, runs: null });
     draw();
   });
-  for (const id of ["sweep-key", "sweep-by", "sweep-threshold"]) {
+  for (const id of Object.values(CONTROLS)) {
     document.getElementById(id).addEventListener("change", () => {
-      url.update({
-        key: document.getElementById("sweep-key").value,
-        by: document.getElementById("sweep-by").value,
-        threshold: document.getElementById("sweep-threshold").value,
-      });
+      url.update(Object.fromEntries(Object.entries(CONTROLS)
+        .map(([name, control]) => [name, document.getElementById(control).value])));
       draw();
     });
   }
 }
 
 export async function show() {
-  const query = url.params();
-  document.getElementById("sweep-key").value = query.get("key") ?? "loss";
-  document.getElementById("sweep-by").value = query.get("by") ?? "momentum";
-  document.getElementById("sweep-threshold").value = query.get("threshold") ?? "";
-  const sweeps = await get("/api/v1/sweeps", { limit: 200 });
+  // A sweep named in the URL: ask for it and its analyses at once, beside the list.
+  const named = url.params().get("sweep");
+  const early = named ? get(`/api/v1/sweeps/${named}`).then((sweep) => draw(sweep)) : null;
+  const listed = await get("/api/v1/sweeps", { limit: PAGE });
+  sweeps = listed.items;
   const choice = document.getElementById("sweep-choice");
   choice.replaceChildren(el("option", { value: "" }, "—"),
-    ...sweeps.items.map((s) => el("option", { value: s.id }, `#${s.id} ${s.name} (${s.status})`)));
-  const runs = url.ids();
-  if (!query.get("sweep") && !runs.length && sweeps.items.length) {
-    url.update({ sweep: sweeps.items[0].id });
+    ...sweeps.map((s) => el("option", { value: s.id }, `#${s.id} ${s.name} (${s.status})`)));
+  if (!named && !url.ids().length && sweeps.length) {
+    url.update({ sweep: sweeps[0].id });
   }
   choice.value = url.params().get("sweep") ?? "";
-  await draw();
+  await (early ? early.catch(() => draw()) : draw());
 }
 
 export function onEvent(kind, data) {
@@ -56,21 +61,73 @@ export function onEvent(kind, data) {
   if (member || (kind === "job" && data.sweep_id === sweep) || kind === "reset") refresh();
 }
 
-async function fetchGroups() {
+// The sweep's own objective (random and TPE sweeps name one) unless the URL says otherwise.
+function readControls(sweep) {
   const query = url.params();
-  const ask = {
-    key: document.getElementById("sweep-key").value || "loss",
-    by: document.getElementById("sweep-by").value || null,
-    threshold: document.getElementById("sweep-threshold").value,
-    mode: /acc(uracy)?$/.test(document.getElementById("sweep-key").value) ? "max" : "min",
-  };
-  const sweep = query.get("sweep");
+  const objective = sweep?.objective ?? {};
+  const key = query.get("key") ?? objective.key ?? "loss";
+  const values = { key, by: query.get("by") ?? "", threshold: query.get("threshold") ?? "",
+    summary: query.get("summary") ?? (objective.key === key ? objective.summary : null) ?? "" };
+  for (const [name, control] of Object.entries(CONTROLS)) document.getElementById(control).value = values[name];
+  const leaf = key.split("/").pop();
+  const mode = objective.key === key && objective.mode ? objective.mode
+    : /acc(uracy)?$/.test(leaf) ? "max" : "min";
+  return { key, mode, by: values.by || null, threshold: values.threshold, summary: values.summary || null };
+}
+
+function source(known) {
+  const sweep = url.params().get("sweep");
+  if (known && String(known.id) === sweep) return { sweep: known };
+  if (sweep) return { sweep: sweeps.find((s) => String(s.id) === sweep) ?? { id: Number(sweep) } };
   const runs = url.ids();
-  document.getElementById("sweep-source").textContent =
-    sweep ? `sweep ${sweep}` : runs.length ? `${runs.length} selected runs` : "";
-  if (sweep) return get(`/api/v1/sweeps/${sweep}/summary`, ask);
-  if (runs.length) return get("/api/v1/compare/groups", { ...ask, run_ids: runs.join(","), by: ask.by ?? "momentum" });
-  return null;
+  return runs.length ? { runIds: runs } : null;
+}
+
+async function fetchRuns(from) {
+  if (from.runIds) return Promise.all(from.runIds.map((id) => get(`/api/v1/runs/${id}`)));
+  const runs = [];
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await get("/api/v1/runs", { sweep_id: from.sweep.id, limit: PAGE, offset });
+    runs.push(...page.items);
+    if (!page.items.length || runs.length >= page.total) return runs;
+  }
+}
+
+async function fetchSummaries(runs, ask) {
+  const chunks = [];
+  for (let i = 0; i < runs.length; i += IDS_PER_REQUEST) chunks.push(runs.slice(i, i + IDS_PER_REQUEST));
+  const answers = await Promise.all(chunks.map((chunk) => get("/api/v1/compare/summary", {
+    run_ids: chunk.map((r) => r.id).join(","), key: ask.key, mode: ask.mode, threshold: ask.threshold,
+  })));
+  return answers.flatMap((a) => a.runs);
+}
+
+function analysis(from, name, ask) {
+  const base = { key: ask.key, mode: ask.mode, threshold: ask.threshold, by: ask.by };
+  if (name === "verdict") Object.assign(base, { summary: ask.summary });
+  if (from.sweep) return get(`/api/v1/sweeps/${from.sweep.id}/${name === "verdict" ? "verdict" : "summary"}`, base);
+  const path = name === "verdict" ? "/api/v1/compare/verdict" : "/api/v1/compare/groups";
+  return get(path, { ...base, run_ids: from.runIds.join(","), by: ask.by ?? "momentum" });
+}
+
+// A failed part leaves no stale chart or table behind it.
+async function forget(ids) {
+  const Plotly = await plotly();
+  for (const id of ids) Plotly.purge(document.getElementById(id));
+  if (ids.includes("sweep-final")) replaceRows(document.querySelector("#sweep-table tbody"), []);
+  return "";
+}
+
+function sayVerdict(sentence) {
+  document.getElementById("sweep-verdict").textContent = sentence;
+  document.getElementById("sweep-verdict").hidden = !sentence;
+}
+
+function say({ errors = [], note = "" }) {
+  const failed = document.getElementById("sweep-error");
+  failed.textContent = errors.join(" · ");
+  failed.hidden = errors.length === 0;
+  document.getElementById("sweep-source").textContent = note;
 }
 
 async function drawSearch() {
@@ -90,86 +147,48 @@ async function drawSearch() {
   }
 }
 
-async function draw() {
+async function draw(known = null) {
   drawSearch().then((ids) => { searchRuns = new Set(ids); });
-  const best = document.getElementById("sweep-best");
-  let result;
-  try {
-    result = await fetchGroups();
-  } catch (error) {
-    showError(best, error);
+  const from = source(known);
+  if (!from) {
+    sayVerdict("");
+    say({ note: "Pick a sweep, or select runs and group them." });
     return;
   }
-  if (!result) {
-    best.textContent = "Pick a sweep, or select runs and group them.";
-    return;
+  const ask = readControls(from.sweep);
+  const note = from.sweep ? `sweep ${from.sweep.id}` : `${from.runIds.length} selected runs`;
+  const errors = [];
+  const runs = fetchRuns(from);
+  const verdict = analysis(from, "verdict", ask);
+  const parts = await Promise.allSettled([
+    verdict.then((v) => {
+      sayVerdict(v.verdict); // first: the view leads with it
+      return Promise.all([drawValueChart(v), renderTable(v)]);
+    }),
+    analysis(from, "groups", ask).then((groups) => {
+      memberRuns = new Set(groups.groups.flatMap((g) => g.run_ids));
+      return drawBands(groups);
+    }),
+    drawRunMaps(runs, verdict, ask, from),
+  ]);
+  for (const part of parts) {
+    if (part.status === "rejected") errors.push(part.reason instanceof Error ? part.reason.message : String(part.reason));
   }
-  memberRuns = new Set(result.groups.flatMap((g) => g.run_ids));
-  const isBest = (g) => result.best !== null && JSON.stringify(g.value) === JSON.stringify(result.best.value);
-  best.textContent = result.best
-    ? `Best ${result.by}: ${JSON.stringify(result.best.value)} — ${result.best.criterion}` : "";
-  await drawFinal(result, isBest);
-  await drawBands(result, isBest);
-  replaceRows(document.querySelector("#sweep-table tbody"), result.groups.map((g) => el("tr",
-    { class: isBest(g) ? "best" : "" },
-    el("td", {}, JSON.stringify(g.value)), el("td", { class: "num" }, g.runs),
-    el("td", { class: "num" }, g.diverged),
-    el("td", { class: "num" }, meanStd(g.final)),
-    el("td", { class: "num" }, meanStd(g.steps_to_threshold)))));
+  if (parts[0].status === "rejected") {
+    sayVerdict("");
+    await forget(["sweep-final"]);
+  }
+  if (parts[1].status === "rejected") await forget(["sweep-bands"]);
+  say({ errors: [...new Set(errors)], note });
 }
 
-function meanStd(stat) {
-  if (stat.mean === null) return "";
-  return stat.std === null ? formatNumber(stat.mean) : `${formatNumber(stat.mean)} ± ${formatNumber(stat.std)}`;
-}
-
-// A group's value as Plotly's x: numbers on a linear axis (which has no place for
-// anything else), or else a category label, which Plotly reads as markup like any text.
-function groupX(value, numeric) {
-  if (numeric) return typeof value === "number" ? value : null;
-  return plotlyText(typeof value === "string" ? value : JSON.stringify(value));
-}
-
-async function drawFinal(result, isBest) {
-  const Plotly = await plotly();
-  const numeric = typeof result.groups[0]?.value === "number";
-  const xs = result.groups.map((g) => groupX(g.value, numeric));
-  const trace = {
-    x: xs, y: result.groups.map((g) => g.final.mean), type: "scatter", mode: "markers+lines",
-    name: `final ${plotlyText(result.key)}`,
-    error_y: { type: "data", array: result.groups.map((g) => g.final.std ?? 0), visible: true },
-    marker: {
-      size: result.groups.map((g) => (isBest(g) ? 16 : 9)),
-      color: result.groups.map((g) => (isBest(g) ? "#15803d" : "#2563eb")),
-      symbol: result.groups.map((g) => (isBest(g) ? "star" : "circle")),
-    },
-    meta: { role: "final" },
-  };
-  return Plotly.react("sweep-final", [trace], {
-    title: { text: `final ${plotlyText(result.key)} vs ${plotlyText(result.by)} (mean ± std across seeds)` },
-    xaxis: { title: { text: plotlyText(result.by) }, type: numeric ? "linear" : "category" },
-    margin: { t: 40, r: 20, b: 50, l: 60 },
-  }, { responsive: true, displaylogo: false });
-}
-
-async function drawBands(result, isBest) {
-  const Plotly = await plotly();
-  const traces = result.groups.flatMap((g, i) => {
-    const rgb = isBest(g) ? BEST_RGB : PALETTE[i % PALETTE.length];
-    const color = `rgb(${rgb})`;
-    const name = `${plotlyText(result.by)}=${plotlyText(JSON.stringify(g.value))}`;
-    const upper = g.curve.mean.map((m, j) => (m === null ? null : m + (g.curve.std[j] ?? 0)));
-    const lower = g.curve.mean.map((m, j) => (m === null ? null : m - (g.curve.std[j] ?? 0)));
-    const band = { x: g.curve.steps, type: "scatter", mode: "lines", line: { width: 0, color }, showlegend: false, hoverinfo: "skip", legendgroup: name };
-    return [
-      { ...band, y: upper, meta: { role: "band" } },
-      { ...band, y: lower, fill: "tonexty", fillcolor: `rgba(${rgb},0.15)`, meta: { role: "band" } },
-      { x: g.curve.steps, y: g.curve.mean, type: "scatter", mode: "lines", name, legendgroup: name,
-        line: { color, width: isBest(g) ? 3 : 1.5 }, meta: { role: "mean", value: g.value } },
-    ];
-  });
-  return Plotly.react("sweep-bands", traces, {
-    title: { text: `${plotlyText(result.key)} over steps, mean ± std per ${plotlyText(result.by)}` },
-    xaxis: { title: { text: "step" } }, margin: { t: 40, r: 20, b: 50, l: 60 },
-  }, { responsive: true, displaylogo: false });
+async function drawRunMaps(runsAsked, verdictAsked, ask, from) {
+  const runs = await runsAsked;
+  document.getElementById("sweep-common").textContent = "";
+  const asked = fetchSummaries(runs, ask);
+  preloadBundles(runs, from.sweep?.strategy); // compiles while the summaries are on their way
+  const summaries = await asked;
+  const summary = ask.summary ?? (await verdictAsked.then((v) => v.summary, () => "final"));
+  const planned = await drawMaps(runs, summaries, { ...ask, summary }, from.sweep?.strategy);
+  document.getElementById("sweep-common").textContent = commonText(planned.common, runs.length);
 }
