@@ -163,11 +163,18 @@ class SweepPublic(BaseModel):
     space: dict[str, SpaceParam] | None = None
     objective: Objective = Field(default_factory=Objective)
     early_stop: EarlyStop | None = None
-    max_jobs: int = Field(description="The budget: the jobs the sweep will create in all.")
-    parallelism: int | None = Field(description="Jobs queued or running at once (None: all).")
-    best: SweepBest | None = Field(description="The trial with the best objective so far.")
-    trials: int = Field(description="Jobs created so far.")
-    steps_spent: int = Field(description="The sum of the steps logged by its runs.")
+    # Defaults, so a client reads a sweep from a service older than #18 too.
+    max_jobs: int | None = Field(
+        default=None, description="The budget: the jobs the sweep will create in all."
+    )
+    parallelism: int | None = Field(
+        default=None, description="Jobs queued or running at once (None: all at once)."
+    )
+    best: SweepBest | None = Field(
+        default=None, description="The trial with the best objective so far."
+    )
+    trials: int = Field(default=0, description="Jobs created so far.")
+    steps_spent: int = Field(default=0, description="The sum of the steps logged by its runs.")
     rungs: list[Rung] = Field(default_factory=list, description="With early_stop: each rung.")
 
 

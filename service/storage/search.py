@@ -70,9 +70,10 @@ def build_work(session: Session, sweep: Sweep, values: dict[str, Any]) -> Work:
     return EntryPointWork(entry.name, entry.digest, params)
 
 
-def _shown(values: dict[str, Any]) -> str:
+def _shown(values: dict[str, Any], sampled: bool) -> str:
+    """`momentum=0.9 seed=1`; a sampled float with four significant digits."""
     return " ".join(
-        f"{name}={value:.4g}" if isinstance(value, float) else f"{name}={value}"
+        f"{name}={value:.4g}" if sampled and isinstance(value, float) else f"{name}={value}"
         for name, value in values.items()
     )
 
@@ -84,7 +85,10 @@ def create_trial_jobs(
     defaults = sweep.job_defaults or {}
     ids = []
     for shown, work in works:
-        label = f"#{number} {_shown(shown)}" if sweep.strategy != "grid" else _shown(shown)
+        if isinstance(work, EntryPointWork):  # as checked: a float param's 0 reads 0.0
+            shown = {name: work.params.get(name, value) for name, value in shown.items()}
+        sampled = sweep.strategy != "grid"
+        label = f"#{number} {_shown(shown, True)}" if sampled else _shown(shown, False)
         spec = JobSpec(
             name=f"{sweep.name} {label}".strip()[:NAME_LIMIT],
             project=defaults.get("project", "default"),
