@@ -28,6 +28,7 @@ from momentum.contract.compare import (
     RunSummary,
     Stat,
 )
+from momentum.contract.diagnosis import FINDING_KINDS, Diagnosis, Finding, FindingKind
 from momentum.contract.entry_points import (
     EntryPointDefinition,
     EntryPointPublic,
@@ -72,6 +73,10 @@ from momentum.contract.training import TrainingConfig
 from momentum.contract.values import EncodedValue, MetricValue, decode_value, encode_value
 
 __all__ = [
+    "FINDING_KINDS",
+    "Diagnosis",
+    "Finding",
+    "FindingKind",
     "EntryPointDefinition",
     "EntryPointPublic",
     "EntryPointRef",

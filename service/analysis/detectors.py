@@ -1,0 +1,238 @@
+"""The five signatures a curve is read for, each a vectorised rule with named thresholds.
+
+Rules (the README's "Diagnosis" section states them for users; keep the two in step):
+- oscillation: the curve is cut into half-overlapping windows; in each, a quadratic trend
+  is removed and the autocorrelation of what is left is computed (FFT). A window rings
+  when its autocorrelation has a peak of at least OSCILLATION_MIN_AUTOCORRELATION at a lag
+  that fits OSCILLATION_MIN_CYCLES times in the window, with a trough of at most minus
+  half that before it. At least OSCILLATION_MIN_WINDOWS ringing windows make a finding,
+  from the first to the last; the period is the peak of their mean autocorrelation.
+- plateau: the curve smoothed over PLATEAU_SMOOTHING of its length; from the first step
+  after which it never improves by PLATEAU_MAX_IMPROVEMENT of its level again, if that
+  stretch is at least PLATEAU_MIN_SPAN of the run.
+- spike: a single point that stands above both its neighbours by at least SPIKE_MIN_Z
+  robust spreads of the curve's step-to-step change (1.4826 × the median absolute change
+  over SPIKE_WINDOW points); the SPIKES_REPORTED largest.
+- divergence: a non-finite value, or the curve ending DIVERGENCE_FACTOR above its best so
+  far for at least DIVERGENCE_MIN_POINTS points.
+- overfitting: the validation curve ends OVERFITTING_MIN_RISE above its lowest point,
+  while the training curve fell by OVERFITTING_MIN_TRAIN_GAIN over the same steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from service.analysis.curve import Curve, Grid
+
+OSCILLATION_WINDOWS = 4  # window length: a quarter of the curve (7 half-overlapping)
+OSCILLATION_MIN_WINDOW_POINTS = 64
+OSCILLATION_MIN_CYCLES = 3
+OSCILLATION_MIN_AUTOCORRELATION = 0.3
+OSCILLATION_MIN_WINDOWS = 3
+OSCILLATION_MIN_PERIOD_POINTS = 2.5
+PLATEAU_SMOOTHING = 0.05
+PLATEAU_MAX_IMPROVEMENT = 0.02
+PLATEAU_MIN_SPAN = 0.25
+PLATEAU_MIN_POINTS = 20
+SPIKE_WINDOW = 21
+SPIKE_MIN_Z = 8.0
+SPIKES_REPORTED = 5
+# The least spread a spike is measured against: 1 % of the level on a log scale, else
+# a thousandth of the curve's range (a noise-free curve has no spread at all).
+SPIKE_MIN_LOG_SPREAD = 0.01
+SPIKE_MIN_RANGE_SPREAD = 0.001
+MAD_TO_SIGMA = 1.4826
+DIVERGENCE_FACTOR = 10.0
+DIVERGENCE_MIN_POINTS = 5
+OVERFITTING_MIN_POINTS = 5
+OVERFITTING_MIN_RISE = 0.05
+OVERFITTING_MIN_TRAIN_GAIN = 0.01
+
+
+@dataclass(frozen=True)
+class Found:
+    """A finding before it is worded: kind, steps and the numbers behind it."""
+
+    kind: str
+    from_step: int
+    to_step: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _detrended_windows(values: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Half-overlapping windows of `length` points, each minus its least-squares
+    quadratic, and each window's first index."""
+    starts = np.arange(0, len(values) - length + 1, length // 2)
+    windows = np.lib.stride_tricks.sliding_window_view(values, length)[starts]
+    t = np.linspace(-1.0, 1.0, length)
+    design = np.stack([np.ones_like(t), t, t * t], axis=1)
+    coefficients = np.linalg.lstsq(design, windows.T, rcond=None)[0]
+    return windows - (design @ coefficients).T, starts
+
+
+def _autocorrelations(windows: np.ndarray) -> np.ndarray:
+    """Each row's autocorrelation at lags 0..length-1 (unbiased, 1 at lag 0)."""
+    length = windows.shape[1]
+    spectrum = np.fft.rfft(windows, n=2 * length, axis=1)
+    raw = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, axis=1)[:, :length]
+    raw /= length - np.arange(length)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(raw / raw[:, :1])
+
+
+def _ringing_peak(acf: np.ndarray) -> float | None:
+    """The lag (fractional) of the first peak of a ringing autocorrelation, or None:
+    after it first turns negative (with a trough deep enough), its first local maximum,
+    if that is high enough and fits OSCILLATION_MIN_CYCLES times in the window."""
+    longest = len(acf) // OSCILLATION_MIN_CYCLES
+    below = np.flatnonzero(acf[1 : longest + 1] < 0)
+    if not len(below):
+        return None
+    segment = acf[int(below[0]) : longest + 2]
+    rising = np.flatnonzero((segment[1:-1] >= segment[:-2]) & (segment[1:-1] >= segment[2:]))
+    if not len(rising):
+        return None
+    peak = int(below[0]) + int(rising[0]) + 1
+    trough = float(np.min(acf[1:peak]))
+    if acf[peak] < OSCILLATION_MIN_AUTOCORRELATION or trough > -OSCILLATION_MIN_AUTOCORRELATION / 2:
+        return None
+    left, centre, right = acf[peak - 1], acf[peak], acf[peak + 1]
+    bend = left - 2 * centre + right
+    offset = 0.5 * (left - right) / bend if bend < 0 else 0.0
+    return peak + float(np.clip(offset, -0.5, 0.5))
+
+
+def _ringing_windows(values: np.ndarray, length: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    windows, starts = _detrended_windows(values, length)
+    acfs = _autocorrelations(windows)
+    ringing = [i for i, acf in enumerate(acfs) if _ringing_peak(acf) is not None]
+    return ringing, acfs, starts
+
+
+def oscillation(curve: Curve) -> Found | None:
+    """Tried on the step-to-step differences first (they favour the shortest period,
+    the fundamental, over slower components and the trend), then on the curve itself
+    (which keeps a long period that noise would drown in the differences)."""
+    grid = Grid.of(curve)
+    length = len(grid) // OSCILLATION_WINDOWS
+    if length < OSCILLATION_MIN_WINDOW_POINTS:
+        return None
+    for values in (np.diff(grid.values), grid.values):
+        ringing, acfs, starts = _ringing_windows(values, length)
+        if len(ringing) < min(OSCILLATION_MIN_WINDOWS, len(starts)):
+            continue
+        lag = _ringing_peak(acfs[ringing].mean(axis=0))
+        if lag is None or lag < OSCILLATION_MIN_PERIOD_POINTS:
+            continue
+        strength = float(np.mean([acfs[i][round(lag)] for i in ringing]))
+        return Found(
+            "oscillation",
+            grid.step(starts[ringing[0]]),
+            grid.step(min(starts[ringing[-1]] + length, len(grid) - 1)),
+            {"period": round(lag * grid.spacing, 1), "autocorrelation": round(strength, 3)},
+        )
+    return None
+
+
+def plateau(curve: Curve) -> Found | None:
+    grid = Grid.of(curve)
+    if len(grid) < PLATEAU_MIN_POINTS:
+        return None
+    width = max(3, int(len(grid) * PLATEAU_SMOOTHING))
+    smooth = ndimage.uniform_filter1d(grid.values, width, mode="nearest")
+    best_after = np.minimum.accumulate(smooth[::-1])[::-1]
+    improvement = curve.relative(smooth - best_after, smooth)
+    still_learning = np.flatnonzero(improvement >= PLATEAU_MAX_IMPROVEMENT)
+    start = int(still_learning[-1]) + 1 if len(still_learning) else 0
+    span = len(grid) - 1 - start
+    if span < max(PLATEAU_MIN_POINTS, PLATEAU_MIN_SPAN * (len(grid) - 1)):
+        return None
+    relative = float(improvement[start])
+    return Found(
+        "plateau",
+        grid.step(start),
+        grid.step(len(grid) - 1),
+        {"relative_improvement": round(relative, 5)},
+    )
+
+
+def _jumps(curve: Curve) -> np.ndarray:
+    """How far each inner point stands above both its neighbours, in robust local
+    spreads of the step-to-step change (a smooth bend, or an oscillation's crest, stands
+    above its neighbours by far less than the curve moves in a step)."""
+    change = np.diff(curve.scaled)
+    jump = np.minimum(change[:-1], -change[1:])
+    local = MAD_TO_SIGMA * ndimage.median_filter(np.abs(change), size=SPIKE_WINDOW, mode="nearest")
+    if curve.logarithmic:
+        floor = SPIKE_MIN_LOG_SPREAD
+    else:
+        floor = SPIKE_MIN_RANGE_SPREAD * float(np.ptp(curve.scaled)) or np.finfo(float).tiny
+    # Half the typical spread too: a stretch that happens to be quiet is no yardstick.
+    spread = np.maximum(local[1:], max(floor, 0.5 * float(np.median(local))))
+    return np.asarray(jump / spread)
+
+
+def spikes(curve: Curve) -> list[Found]:
+    if len(curve) < SPIKE_WINDOW:
+        return []
+    z = _jumps(curve)
+    candidates = np.flatnonzero(z >= SPIKE_MIN_Z)
+    largest = candidates[np.argsort(-z[candidates], kind="stable")[:SPIKES_REPORTED]]
+    found = []
+    for index in sorted(largest.tolist()):
+        point = index + 1  # z starts at the second point
+        step, value = int(curve.steps[point]), float(curve.values[point])
+        detail = {"step": step, "value": value, "z": round(float(z[index]), 1)}
+        found.append(Found("spike", step, step, detail))
+    return found
+
+
+def divergence(curve: Curve, last_step: int) -> Found | None:
+    """`last_step`: the series' last step, non-finite points included."""
+    if curve.first_non_finite is not None:
+        step, value = curve.first_non_finite
+        return Found("divergence", step, last_step, {"step": step, "value": str(value)})
+    if not curve.logarithmic or len(curve) < DIVERGENCE_MIN_POINTS:
+        return None
+    smooth = ndimage.uniform_filter1d(curve.scaled, DIVERGENCE_MIN_POINTS, mode="nearest")
+    above = smooth - np.minimum.accumulate(smooth) > np.log(DIVERGENCE_FACTOR)
+    below = np.flatnonzero(~above)
+    start = int(below[-1]) + 1 if len(below) else 0
+    if len(curve) - start < DIVERGENCE_MIN_POINTS:
+        return None
+    step = int(curve.steps[start])
+    return Found("divergence", step, last_step, {"step": step, "value": float(curve.values[start])})
+
+
+def overfitting(train: Curve, validation: Curve) -> Found | None:
+    """The validation curve turns up while the training curve keeps falling."""
+    if len(validation) < OVERFITTING_MIN_POINTS or len(train) < 2:
+        return None
+    width = max(1, len(validation) // 25)
+    smooth = ndimage.uniform_filter1d(validation.scaled, width, mode="nearest")
+    best = int(np.argmin(smooth))
+    if len(validation) - 1 - best < 2:
+        return None
+    climb = float(smooth[-1] - smooth[best])
+    if validation.logarithmic:
+        rise = float(np.expm1(climb))
+    else:
+        rise = climb / max(abs(float(smooth[best])), np.finfo(float).tiny)
+    best_step, last_step = int(validation.steps[best]), int(validation.steps[-1])
+    at = np.searchsorted(train.steps, [best_step, last_step], side="right") - 1
+    train_then, train_now = train.scaled[max(at[0], 0)], train.scaled[max(at[1], 0)]
+    train_gain = float(train.relative(train_then - train_now, train_then))
+    if rise < OVERFITTING_MIN_RISE or train_gain < OVERFITTING_MIN_TRAIN_GAIN:
+        return None
+    detail = {
+        "val_key": validation.key,
+        "best_step": best_step,
+        "relative_rise": round(rise, 4),
+        "train_improvement": round(train_gain, 4),
+    }
+    return Found("overfitting", best_step, last_step, detail)
