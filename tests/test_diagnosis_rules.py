@@ -8,15 +8,10 @@ import pytest
 from service.analysis import detectors
 from service.analysis.advice import RAVINE_MAX_CURVATURE, Hyper, theoretical_period
 from service.analysis.diagnosis import Series, diagnose, validation_key
+from tests import diagnosis_curves as curves
+from tests.diagnosis_curves import PARAMS, STEPS, VAL_STEPS
 
-STEPS = np.arange(2000)
-PARAMS = {"optimizer": "momentum", "momentum": 0.99, "lr": 0.05}
-
-
-def _noisy(values: np.ndarray, level: float = 0.01, seed: int = 0) -> np.ndarray:
-    """Multiplicative noise: a loss's noise shrinks with it."""
-    rng = np.random.default_rng(seed)
-    return values * np.exp(rng.normal(0.0, level, len(values)))
+_noisy = curves.noisy
 
 
 def _kinds(values: np.ndarray, steps: np.ndarray = STEPS, **kwargs: object) -> list[str]:
@@ -35,16 +30,23 @@ def test_steady_geometric_decay_is_no_plateau() -> None:
     assert _kinds(3.0 * 0.9 ** (STEPS / 300)) == []
 
 
+def test_every_case_gives_its_kinds() -> None:
+    for case in curves.cases():
+        validation = None if case.val_loss is None else Series(VAL_STEPS, case.val_loss)
+        findings = diagnose("loss", Series(STEPS, case.loss), PARAMS, validation)
+        assert [f.kind for f in findings] == case.expected, case.name
+
+
 def test_damped_cosine_on_decaying_trend_gives_its_period() -> None:
-    period = 40.0
-    trend = 2.0 * np.exp(-STEPS / 800) + 0.1
-    ringing = 0.3 * np.exp(-STEPS / 1500) * np.cos(2 * np.pi * STEPS / period)
-    findings = diagnose("loss", Series(STEPS, _noisy(trend + ringing)), PARAMS)
+    period = curves.RINGING_PERIOD
+    findings = diagnose("loss", Series(STEPS, curves.ringing()), PARAMS)
     assert [f.kind for f in findings] == ["oscillation"]
     (found,) = findings
     assert found.detail["period"] == pytest.approx(period, rel=0.05)
     assert found.from_step == 0 and found.to_step >= 1500
-    assert found.message.startswith(f"loss oscillates with a period of about {found.detail['period']:.0f} steps from step 0")
+    assert found.message.startswith(
+        f"loss oscillates with a period of about {found.detail['period']:.0f} steps from step 0"
+    )
     assert "μ=0.99" in found.advice and "lr=0.05" in found.advice and "μ=0.9" in found.advice
     assert "effective step lr/(1−μ) is 5" in found.advice
 
@@ -59,9 +61,8 @@ def test_oscillation_starting_late_is_found_from_there() -> None:
 
 
 def test_curve_that_flattens_at_a_known_step_is_a_plateau_from_there() -> None:
-    knee = 800
-    decay = 2.0 * np.exp(-np.minimum(STEPS, knee) / 200)
-    findings = diagnose("loss", Series(STEPS, _noisy(decay)), {"momentum": 0.0, "lr": 0.1})
+    knee = curves.PLATEAU_STEP
+    findings = diagnose("loss", Series(STEPS, curves.flattening()), {"momentum": 0.0, "lr": 0.1})
     assert [f.kind for f in findings] == ["plateau"]
     (found,) = findings
     assert knee - 100 <= found.from_step <= knee + 100
@@ -71,19 +72,17 @@ def test_curve_that_flattens_at_a_known_step_is_a_plateau_from_there() -> None:
 
 
 def test_one_spike() -> None:
-    values = _noisy(2.0 * np.exp(-STEPS / 700) + 0.05)
-    values[1234] *= 5.0
+    values = curves.spiking()
     (found,) = diagnose("loss", Series(STEPS, values), PARAMS)
     assert (found.kind, found.from_step, found.to_step) == ("spike", 1234, 1234)
+    assert curves.SPIKE_STEP == 1234
     assert found.detail["step"] == 1234
     assert found.detail["value"] == pytest.approx(values[1234])
     assert found.detail["z"] >= detectors.SPIKE_MIN_Z
 
 
 def test_non_finite_value_is_divergence() -> None:
-    values = 2.0 * np.exp(-STEPS / 700)
-    values[1500:] = np.nan
-    (found,) = diagnose("loss", Series(STEPS, values), PARAMS)
+    (found,) = diagnose("loss", Series(STEPS, curves.exploding()), PARAMS)
     assert (found.kind, found.from_step, found.detail["step"]) == ("divergence", 1500, 1500)
     assert "halve lr" in found.advice
 
@@ -96,24 +95,22 @@ def test_sustained_blow_up_is_divergence() -> None:
 
 
 def test_validation_curve_turning_up_is_overfitting() -> None:
-    train = _noisy(2.0 * np.exp(-STEPS / 500) + 0.01)
-    val_steps = np.arange(0, 2000, 50)
-    turn = 900
-    val = 2.0 * np.exp(-val_steps / 300) + 0.2 + 0.0004 * np.maximum(val_steps - turn, 0)
-    findings = diagnose("loss", Series(STEPS, train), PARAMS, Series(val_steps, _noisy(val)))
+    train, turn = curves.overfitting_train(), curves.OVERFIT_STEP
+    findings = diagnose(
+        "loss", Series(STEPS, train), PARAMS, Series(VAL_STEPS, curves.overfitting_val())
+    )
     assert [f.kind for f in findings] == ["overfitting"]
     (found,) = findings
     assert turn - 150 <= found.from_step <= turn + 150
-    assert found.to_step == val_steps[-1]
+    assert found.to_step == VAL_STEPS[-1]
     assert found.detail["val_key"] == "val_loss"
     assert "val_loss rises from step" in found.message
 
 
 def test_falling_validation_curve_is_no_overfitting() -> None:
-    train = _noisy(2.0 * np.exp(-STEPS / 500) + 0.01)
-    val_steps = np.arange(0, 2000, 50)
-    val = _noisy(2.0 * np.exp(-val_steps / 300) + 0.2)
-    assert diagnose("loss", Series(STEPS, train), PARAMS, Series(val_steps, val)) == []
+    val = _noisy(2.0 * np.exp(-VAL_STEPS / 300) + 0.2)
+    train = Series(STEPS, curves.overfitting_train())
+    assert diagnose("loss", train, PARAMS, Series(VAL_STEPS, val)) == []
 
 
 def test_validation_key_prefixes_the_name() -> None:

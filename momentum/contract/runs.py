@@ -64,6 +64,11 @@ class RunPublic(BaseModel):
         description="Best finite value of each key whose name says which way is better: "
         "the lowest of `…loss` keys, the highest of `…accuracy`/`…acc` keys.",
     )
+    findings: list[str] = Field(
+        default_factory=list,
+        description="Kinds of the findings its live diagnosis holds, over all keys "
+        "(`GET /runs/{id}/diagnosis` tells them in full).",
+    )
 
 
 class RunHeartbeat(BaseModel):

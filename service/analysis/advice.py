@@ -99,10 +99,7 @@ def theoretical_period(hyper: Hyper) -> float | None:
 
 def _oscillation(hyper: Hyper, detail: dict[str, Any]) -> str:
     mu = hyper.mu
-    text = (
-        "ringing like this is typical of momentum too high for the step size"
-        + hyper.settings()
-    )
+    text = "ringing like this is typical of momentum too high for the step size" + hyper.settings()
     if mu is not None and 0.0 < mu < 1.0:
         half_life = math.log(2.0) / -math.log(math.sqrt(mu))
         text += (

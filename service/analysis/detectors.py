@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from service.analysis.curve import Curve, Grid
 
@@ -52,6 +51,14 @@ DIVERGENCE_MIN_POINTS = 5
 OVERFITTING_MIN_POINTS = 5
 OVERFITTING_MIN_RISE = 0.05
 OVERFITTING_MIN_TRAIN_GAIN = 0.01
+
+
+def moving_average(values: np.ndarray, width: int) -> np.ndarray:
+    """Centred mean over `width` points, the ends padded with the end values."""
+    before, after = width // 2, width - 1 - width // 2
+    padded = np.concatenate([np.full(before, values[0]), values, np.full(after, values[-1])])
+    sums = np.cumsum(np.concatenate([[0.0], padded]))
+    return np.asarray((sums[width:] - sums[:-width]) / width)
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ def plateau(curve: Curve) -> Found | None:
     if len(grid) < PLATEAU_MIN_POINTS:
         return None
     width = max(3, int(len(grid) * PLATEAU_SMOOTHING))
-    smooth = ndimage.uniform_filter1d(grid.values, width, mode="nearest")
+    smooth = moving_average(grid.values, width)
     best_after = np.minimum.accumulate(smooth[::-1])[::-1]
     improvement = curve.relative(smooth - best_after, smooth)
     still_learning = np.flatnonzero(improvement >= PLATEAU_MAX_IMPROVEMENT)
@@ -165,6 +172,10 @@ def _jumps(curve: Curve) -> np.ndarray:
     """How far each inner point stands above both its neighbours, in robust local
     spreads of the step-to-step change (a smooth bend, or an oscillation's crest, stands
     above its neighbours by far less than the curve moves in a step)."""
+    # Imported here: SciPy takes seconds to import on a busy machine, and the server
+    # should not wait for it at start-up.
+    from scipy import ndimage
+
     change = np.diff(curve.scaled)
     jump = np.minimum(change[:-1], -change[1:])
     local = MAD_TO_SIGMA * ndimage.median_filter(np.abs(change), size=SPIKE_WINDOW, mode="nearest")
@@ -199,7 +210,7 @@ def divergence(curve: Curve, last_step: int) -> Found | None:
         return Found("divergence", step, last_step, {"step": step, "value": str(value)})
     if not curve.logarithmic or len(curve) < DIVERGENCE_MIN_POINTS:
         return None
-    smooth = ndimage.uniform_filter1d(curve.scaled, DIVERGENCE_MIN_POINTS, mode="nearest")
+    smooth = moving_average(curve.scaled, DIVERGENCE_MIN_POINTS)
     above = smooth - np.minimum.accumulate(smooth) > np.log(DIVERGENCE_FACTOR)
     below = np.flatnonzero(~above)
     start = int(below[-1]) + 1 if len(below) else 0
@@ -214,7 +225,7 @@ def overfitting(train: Curve, validation: Curve) -> Found | None:
     if len(validation) < OVERFITTING_MIN_POINTS or len(train) < 2:
         return None
     width = max(1, len(validation) // 25)
-    smooth = ndimage.uniform_filter1d(validation.scaled, width, mode="nearest")
+    smooth = moving_average(validation.scaled, width)
     best = int(np.argmin(smooth))
     if len(validation) - 1 - best < 2:
         return None
