@@ -34,6 +34,9 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The run's id.")]
 SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
+FindingFilter = Annotated[
+    FindingKind | None, Query(description="Runs whose live diagnosis holds a finding of this kind.")
+]
 Pair = Annotated[str, StringConstraints(pattern=r"^[^:\x00]+:[^\x00]*$", max_length=1000)]
 
 
@@ -160,10 +163,7 @@ def list_runs(
         str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
     ] = None,
     sort: SortField = "-created_at",
-    finding: Annotated[
-        FindingKind | None,
-        Query(description="Runs whose live diagnosis holds a finding of this kind."),
-    ] = None,
+    finding: FindingFilter = None,
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
