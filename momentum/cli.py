@@ -13,6 +13,7 @@ import click
 
 import momentum
 from momentum.cli_compare import compare, export
+from momentum.cli_diagnose import diagnose
 from momentum.cli_entry_points import entry_points
 from momentum.cli_jobs import jobs, runs, submit, sweep, workers
 from momentum.cli_train import sync, train
@@ -194,6 +195,7 @@ main.add_command(sync)
 
 for command in (worker, up, submit, sweep, jobs, runs, workers, entry_points, compare, export):
     main.add_command(command)
+main.add_command(diagnose)
 
 
 def _redacted(url: str) -> str:

@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from momentum.cli import main
 from tests import diagnosis_curves as curves
 from tests.support import live_server, wait_until
 from tests.test_events import open_stream
@@ -98,3 +100,18 @@ def test_findings_of_every_kind_live_filtered_and_announced(database_url: str) -
         assert event.data["key"] == "loss" and event.data["kinds"] == ["oscillation"]
         assert event.data["findings"][0]["message"] == ringing["message"]
         _check_bad_input(api, ringing_id)
+        _check_cli(url, ringing_id, ids["clean"][0])
+
+
+def _check_cli(url: str, ringing_id: int, clean_id: int) -> None:
+    """`momentum diagnose RUN_ID` prints the findings with their advice."""
+    env = {"MOMENTUM_URL": url, "MOMENTUM_TOKEN": "read-secret"}
+    shown = CliRunner().invoke(main, ["diagnose", str(ringing_id)], env=env)
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert f"run {ringing_id}: loss" in text and "oscillation" in text
+    assert "period of about" in text and "try μ=0.9" in text
+    clean = CliRunner().invoke(main, ["diagnose", str(clean_id)], env=env)
+    assert clean.exit_code == 0 and "no findings in loss" in clean.output
+    missing = CliRunner().invoke(main, ["diagnose", str(ringing_id), "--key", "nope"], env=env)
+    assert missing.exit_code == 1 and "nope" in missing.output
