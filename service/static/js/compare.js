@@ -2,6 +2,7 @@
 // zoom that re-fetches its range at full resolution, and the summary table.
 import { get } from "./api.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
+import { findingList, findingsFor, marks } from "./findings.js";
 import { plotly } from "./plotly.js";
 import * as url from "./url.js";
 
@@ -211,6 +212,8 @@ async function drawChartsNow(fetched) {
     return;
   }
   const curves = fetched ?? fetchCurves();
+  const byRun = new Map(runs.map((r, i) => [r.id, { run: r, color: COLORS[i % COLORS.length] }]));
+  const diagnosed = diagnoses(byRun);
   const Plotly = await plotly();
   const x = url.params().get("x") ?? "step";
   // A chart's first drawing costs Plotly far more than the next ones: lay out the empty
@@ -219,22 +222,41 @@ async function drawChartsNow(fetched) {
     const node = chartFor(container, key);
     return node.data ? null : Plotly.newPlot(node, [], layoutFor(key, x), CONFIG);
   }));
-  const result = await curves;
-  const byRun = new Map(runs.map((r, i) => [r.id, { run: r, color: COLORS[i % COLORS.length] }]));
+  const [result, found] = await Promise.all([curves, diagnosed]);
   for (const key of keys) {
     const traces = result.series
       .filter((s) => s.key === key)
       .flatMap((s) => tracesFor(s, byRun.get(s.run_id).run, byRun.get(s.run_id).color, result.x));
     const node = chartFor(container, key);
-    await Plotly.react(node, traces, layoutFor(key, result.x), CONFIG);
+    // Findings are in steps: marked on a step axis only.
+    const marked = result.x === "step" ? marks(found.get(key)) : {};
+    await Plotly.react(node, traces, { ...layoutFor(key, result.x), ...marked }, CONFIG);
+    showFindings(node, key, found.get(key));
     if (!node.dataset.wired) {
       node.on("plotly_relayout", onZoom); // Plotly gives the node `on` at its first plot
       node.dataset.wired = "1";
     }
   }
   for (const node of [...container.children]) {
-    if (!keys.includes(node.dataset.key)) node.remove();
+    if (!keys.includes(node.dataset.key)) node.remove(); // a chart and its findings list
   }
+}
+
+// Each key's findings per run: [{ run, color, findings }].
+async function diagnoses(byRun) {
+  const out = new Map();
+  await Promise.all(keys.map(async (key) => {
+    const entries = await Promise.all([...byRun.values()].map(async ({ run, color }) =>
+      ({ run, color, findings: await findingsFor(run.id, key) })));
+    out.set(key, entries.filter((e) => e.findings.length));
+  }));
+  return out;
+}
+
+function showFindings(chart, key, entries) {
+  const next = chart.nextElementSibling;
+  if (next?.classList.contains("findings")) next.remove();
+  if (entries.length) chart.after(findingList(key, entries));
 }
 
 function layoutFor(key, x) {
