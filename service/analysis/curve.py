@@ -9,6 +9,7 @@ the size of a wiggle is judged against the curve's own level, not against its ra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -49,6 +50,11 @@ class Curve:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+    @cached_property
+    def grid(self) -> Grid:
+        """The curve on an even step grid (made once: several rules read it)."""
+        return Grid.of(self)
 
     def relative(self, scaled_drop: np.ndarray | float, level: np.ndarray | float) -> np.ndarray:
         """A drop of the scaled curve as a fraction of the curve's level there."""
