@@ -1,7 +1,7 @@
 """The five signatures a curve is read for, each a vectorised rule with named thresholds.
 
 Rules (the README's "Diagnosis" section states them for users; keep the two in step):
-- oscillation: the curve is cut into half-overlapping windows; in each, a quadratic trend
+- oscillation: the curve is cut into half-overlapping windows; in each, a cubic trend
   is removed and the autocorrelation of what is left is computed (FFT). A window rings
   when its autocorrelation has a peak of at least OSCILLATION_MIN_AUTOCORRELATION at a lag
   that fits OSCILLATION_MIN_CYCLES times in the window, with a trough of at most minus
@@ -12,7 +12,8 @@ Rules (the README's "Diagnosis" section states them for users; keep the two in s
   stretch is at least PLATEAU_MIN_SPAN of the run.
 - spike: a single point that stands above both its neighbours by at least SPIKE_MIN_Z
   robust spreads of the curve's step-to-step change (1.4826 × the median absolute change
-  over SPIKE_WINDOW points); the SPIKES_REPORTED largest.
+  in its block of SPIKE_WINDOW points, or a neighbouring block's if larger); the
+  SPIKES_REPORTED largest.
 - divergence: a non-finite value, or the curve ending DIVERGENCE_FACTOR above its best so
   far for at least DIVERGENCE_MIN_POINTS points.
 - overfitting: the validation curve ends OVERFITTING_MIN_RISE above its lowest point,
@@ -35,6 +36,9 @@ OSCILLATION_MIN_CYCLES = 3
 OSCILLATION_MIN_AUTOCORRELATION = 0.3
 OSCILLATION_MIN_WINDOWS = 3
 OSCILLATION_MIN_PERIOD_POINTS = 2.5
+# Less spread than this, once the trend is removed, is rounding: 0.01 % of the level on
+# a log scale, else of the curve's range.
+OSCILLATION_MIN_SPREAD = 1e-4
 PLATEAU_SMOOTHING = 0.05
 PLATEAU_MAX_IMPROVEMENT = 0.02
 PLATEAU_MIN_SPAN = 0.25
@@ -72,37 +76,53 @@ class Found:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _quadratic_basis(length: int) -> np.ndarray:
-    """Orthonormal columns spanning 1, t, t² over `length` points: projecting on them
-    fits the least-squares quadratic without solving anything (~20x cheaper at 250,000
-    points than a least-squares solve)."""
+def _cubic_basis(length: int) -> np.ndarray:
+    """Orthonormal columns spanning 1, t, t², t³ over `length` points: projecting on them
+    fits the least-squares cubic without solving anything (~20x cheaper at 250,000
+    points than a least-squares solve). A cubic, so that the differences of what is left
+    are free of a quadratic trend too."""
     t = np.linspace(-1.0, 1.0, length)
-    basis, _ = np.linalg.qr(np.stack([np.ones_like(t), t, t * t], axis=1))
+    basis, _ = np.linalg.qr(np.stack([np.ones_like(t), t, t * t, t * t * t], axis=1))
     return np.asarray(basis)
 
 
 def _detrended_windows(values: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Half-overlapping windows of `length` points, each minus its least-squares
-    quadratic, and each window's first index."""
+    """Half-overlapping windows of `length` points, each minus its least-squares cubic,
+    and each window's first index."""
     starts = np.arange(0, len(values) - length + 1, length // 2)
-    # float32: half the memory traffic and FFT time, and ample for a correlation.
-    windows = np.lib.stride_tricks.sliding_window_view(values, length)[starts].astype(np.float32)
-    basis = _quadratic_basis(length).astype(np.float32)
-    return windows - (windows @ basis) @ basis.T, starts
+    windows = np.lib.stride_tricks.sliding_window_view(values, length)[starts]
+    basis = _cubic_basis(length)
+    # float32 after the trend is gone: half the FFT's time, and ample for a correlation.
+    return (windows - (windows @ basis) @ basis.T).astype(np.float32), starts
 
 
-def _autocorrelations(windows: np.ndarray) -> np.ndarray:
-    """Each row's autocorrelation at the lags a peak is looked for at (up to a
-    OSCILLATION_MIN_CYCLES-th of the window, plus one), unbiased, 1 at lag 0. Zero padding
-    past those lags is enough: a circular correlation wraps only the longer lags."""
+def _autocovariances(windows: np.ndarray) -> np.ndarray:
+    """Each row's autocovariance (unbiased) at lags 0 to a OSCILLATION_MIN_CYCLES-th of
+    the window plus three, as far as a peak is looked for. Zero padding past those lags
+    is enough: a circular correlation wraps only the longer lags."""
     length = windows.shape[1]
-    lags = length // OSCILLATION_MIN_CYCLES + 2
+    lags = length // OSCILLATION_MIN_CYCLES + 3
     size = _fast_length(length + lags)
     spectrum = np.fft.rfft(windows, n=size, axis=1)
     raw = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=size, axis=1)[:, :lags]
-    raw /= length - np.arange(lags)
+    return np.asarray(raw / (length - np.arange(lags)), dtype=np.float64)
+
+
+def _normalised(covariances: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nan_to_num(raw / raw[:, :1]).astype(np.float64)
+        return np.nan_to_num(covariances / covariances[:, :1])
+
+
+def _autocorrelations(windows: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """The autocorrelations of each window's step-to-step differences and of its values.
+    One FFT serves both: the differences' autocovariance at lag k is 2c(k) − c(k−1) −
+    c(k+1) of the values' (c(−1) = c(1)). A window whose detrended values spread less
+    than `floor` (rounding, not ringing) gets zeros."""
+    c = _autocovariances(windows)
+    c[np.sqrt(np.maximum(c[:, 0], 0.0)) < floor] = 0.0
+    before = np.concatenate([c[:, 1:2], c[:, :-2]], axis=1)
+    differences = 2 * c[:, :-1] - before - c[:, 1:]
+    return _normalised(differences[:, :-1]), _normalised(c[:, :-2])
 
 
 def _fast_length(at_least: int) -> int:
@@ -119,19 +139,24 @@ def _fast_length(at_least: int) -> int:
     return best
 
 
+def _first(mask: np.ndarray, start: int) -> int | None:
+    found = np.flatnonzero(mask[start:])
+    return start + int(found[0]) if len(found) else None
+
+
 def _ringing_peak(acf: np.ndarray) -> float | None:
-    """The lag (fractional) of the first peak of a ringing autocorrelation, or None:
-    after it first turns negative (with a trough deep enough), its first local maximum,
-    if that is high enough and fits OSCILLATION_MIN_CYCLES times in the window."""
+    """The lag (fractional) of the first peak of a ringing autocorrelation, or None: the
+    highest point of its first positive lobe after it first turns negative (a trough
+    deep enough), if that is high enough and fits OSCILLATION_MIN_CYCLES times in the
+    window. A lobe, not a local maximum: noise puts small wiggles in the trough."""
     longest = len(acf) - 2
-    below = np.flatnonzero(acf[1 : longest + 1] < 0)
-    if not len(below):
+    negative = acf[: longest + 1] < 0
+    down = _first(negative, 1)
+    up = _first(~negative, down) if down is not None else None
+    if up is None:
         return None
-    segment = acf[int(below[0]) : longest + 2]
-    rising = np.flatnonzero((segment[1:-1] >= segment[:-2]) & (segment[1:-1] >= segment[2:]))
-    if not len(rising):
-        return None
-    peak = int(below[0]) + int(rising[0]) + 1
+    end = _first(negative, up) or longest + 1
+    peak = up + int(np.argmax(acf[up:end]))
     trough = float(np.min(acf[1:peak]))
     if acf[peak] < OSCILLATION_MIN_AUTOCORRELATION or trough > -OSCILLATION_MIN_AUTOCORRELATION / 2:
         return None
@@ -141,11 +166,8 @@ def _ringing_peak(acf: np.ndarray) -> float | None:
     return peak + float(np.clip(offset, -0.5, 0.5))
 
 
-def _ringing_windows(values: np.ndarray, length: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    windows, starts = _detrended_windows(values, length)
-    acfs = _autocorrelations(windows)
-    ringing = [i for i, acf in enumerate(acfs) if _ringing_peak(acf) is not None]
-    return ringing, acfs, starts
+def _ringing(acfs: np.ndarray) -> list[int]:
+    return [i for i, acf in enumerate(acfs) if _ringing_peak(acf) is not None]
 
 
 def oscillation(curve: Curve) -> Found | None:
@@ -156,8 +178,10 @@ def oscillation(curve: Curve) -> Found | None:
     length = min(len(grid) // OSCILLATION_WINDOWS, OSCILLATION_MAX_WINDOW_POINTS)
     if length < OSCILLATION_MIN_WINDOW_POINTS:
         return None
-    for values in (np.diff(grid.values), grid.values):
-        ringing, acfs, starts = _ringing_windows(values, length)
+    windows, starts = _detrended_windows(grid.values, length)
+    scale = 1.0 if curve.logarithmic else float(np.ptp(grid.values))
+    for acfs in _autocorrelations(windows, OSCILLATION_MIN_SPREAD * scale):
+        ringing = _ringing(acfs)
         if len(ringing) < min(OSCILLATION_MIN_WINDOWS, len(starts)):
             continue
         lag = _ringing_peak(acfs[ringing].mean(axis=0))
@@ -167,7 +191,7 @@ def oscillation(curve: Curve) -> Found | None:
         return Found(
             "oscillation",
             grid.step(starts[ringing[0]]),
-            grid.step(min(starts[ringing[-1]] + length, len(grid) - 1)),
+            grid.step(min(starts[ringing[-1]] + length - 1, len(grid) - 1)),
             {"period": round(lag * grid.spacing, 1), "autocorrelation": round(strength, 3)},
         )
     return None
@@ -195,17 +219,25 @@ def plateau(curve: Curve) -> Found | None:
     )
 
 
+def _block_medians(values: np.ndarray, width: int) -> np.ndarray:
+    """Each point's local median: the median of each block of `width` consecutive points
+    (the last padded with its last value), the largest of its own block's and its two
+    neighbours' (one block's median of a few points can be low by chance). A fraction of
+    a sliding median's cost."""
+    padded = np.concatenate([values, np.full(-len(values) % width, values[-1])])
+    medians = np.median(padded.reshape(-1, width), axis=1)
+    around = np.concatenate([medians[:1], medians, medians[-1:]])
+    largest = np.maximum(np.maximum(around[:-2], around[1:-1]), around[2:])
+    return np.repeat(largest, width)[: len(values)]
+
+
 def _jumps(curve: Curve) -> np.ndarray:
     """How far each inner point stands above both its neighbours, in robust local
     spreads of the step-to-step change (a smooth bend, or an oscillation's crest, stands
     above its neighbours by far less than the curve moves in a step)."""
-    # Imported here: SciPy takes seconds to import on a busy machine, and the server
-    # should not wait for it at start-up.
-    from scipy import ndimage
-
     change = np.diff(curve.scaled)
     jump = np.minimum(change[:-1], -change[1:])
-    local = MAD_TO_SIGMA * ndimage.median_filter(np.abs(change), size=SPIKE_WINDOW, mode="nearest")
+    local = MAD_TO_SIGMA * _block_medians(np.abs(change), SPIKE_WINDOW)
     if curve.logarithmic:
         floor = SPIKE_MIN_LOG_SPREAD
     else:
