@@ -598,7 +598,8 @@ def test_a_ringing_run_shows_a_badge_and_a_marked_region_with_its_message(
     from tests.diagnosis_curves import STEPS, ringing
 
     run_id = make_run(service, "diag-ringing", momentum=0.99)
-    batch = [{"key": "loss", "step": int(s), "value": float(v)} for s, v in zip(STEPS, ringing())]
+    values = ringing().tolist()
+    batch = [{"key": "loss", "step": step, "value": values[step]} for step in STEPS.tolist()]
     assert httpx.post(f"{service}{API}/runs/{run_id}/metrics", json={"points": batch}).is_success
     page = opened.page
     page.goto(f"{service}/?view=runs")
