@@ -2,8 +2,10 @@
 
 Rules (the README's "Diagnosis" section states them for users; keep the two in step):
 - oscillation: the curve is cut into half-overlapping windows; in each, a cubic trend
-  is removed and the autocorrelation of what is left is computed (FFT). A window rings
-  when its autocorrelation has a peak of at least OSCILLATION_MIN_AUTOCORRELATION at a lag
+  is removed (a remainder spreading less than OSCILLATION_MIN_SPREAD is rounding) and
+  the autocorrelation of what is left is computed (FFT), of its step-to-step differences
+  and of itself. A window rings when, after its autocorrelation first turns negative,
+  the top of its next positive lobe reaches OSCILLATION_MIN_AUTOCORRELATION at a lag
   that fits OSCILLATION_MIN_CYCLES times in the window, with a trough of at most minus
   half that before it. At least OSCILLATION_MIN_WINDOWS ringing windows make a finding,
   from the first to the last; the period is the peak of their mean autocorrelation.
