@@ -13,6 +13,7 @@ import click
 
 import momentum
 from momentum.cli_compare import compare, export
+from momentum.cli_diagnose import diagnose
 from momentum.cli_entry_points import entry_points
 from momentum.cli_jobs import jobs, runs, submit, workers
 from momentum.cli_sweeps import sweep, sweeps
@@ -209,6 +210,7 @@ for command in (
     export,
 ):
     main.add_command(command)
+main.add_command(diagnose)
 
 
 def _redacted(url: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 import momentum
 from momentum.contract import ErrorResponse, PointBatch
-from service import events
+from service import diagnosis, events
 from service.api import (
     compare,
     dashboard,
@@ -30,6 +30,9 @@ from service.api import (
     sweeps,
     verdict,
     workers,
+)
+from service.api import (
+    diagnosis as diagnosis_api,
 )
 from service.api import events as event_stream
 from service.api import mlflow as mlflow_api
@@ -63,6 +66,7 @@ def _api_router() -> APIRouter:
     )
     api.include_router(runs.router)
     api.include_router(metrics.router)
+    api.include_router(diagnosis_api.router)
     api.include_router(workers.jobs_router)  # before jobs: /jobs/claim is no job id
     api.include_router(jobs.router)
     api.include_router(job_logs.router)
@@ -138,13 +142,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Read here, not in create_app: a test may hand a built app other settings first.
     state = AppState.open(app.state.settings, app.state.observability)
     attach_state(app, state)
-    reaper = asyncio.create_task(_reap_silent_runs(state))
+    tasks = [asyncio.create_task(_reap_silent_runs(state))]
+    if state.settings.diagnosis_interval_s > 0:  # findings as points arrive (#21)
+        tasks.append(asyncio.create_task(diagnosis.follow(state)))
     try:
         yield
     finally:
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         state.close()
         attach_state(app, None)
 

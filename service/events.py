@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from momentum.contract import Status
 from service.models import Event, Job, Run, utcnow
 
-KINDS = ("points", "run", "job")
+KINDS = ("points", "run", "job", "diagnosis")
 # Any constant: the advisory lock that orders event ids by commit on PostgreSQL.
 _EVENT_ORDER_LOCK = 0x6D6F6D65
 _PENDING = "momentum_events"

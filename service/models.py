@@ -414,3 +414,25 @@ class Experiment(Base):
     name: Mapped[str] = mapped_column(String(250), unique=True)
     project: Mapped[str] = mapped_column(String(250), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RunFinding(Base):
+    """What the diagnosis (service/diagnosis.py) last read in one key of a run: replaced
+    whole each time that key is diagnosed again. The run list filters on `kind`."""
+
+    __tablename__ = "run_findings"
+    __table_args__ = (
+        Index("ix_run_findings_run_id_key", "run_id", "key"),
+        Index("ix_run_findings_kind_run_id", "kind", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    kind: Mapped[str] = mapped_column(String(16))
+    from_step: Mapped[int] = mapped_column(BigInteger)
+    to_step: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    message: Mapped[str] = mapped_column(Text)
+    advice: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

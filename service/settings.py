@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="Events older than this are pruned."
     )
     event_max_rows: int = Field(default=100_000, ge=100, description="Events kept at most.")
+    diagnosis_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often runs with new points are diagnosed (#21); a run whose "
+        "analysis is slow waits longer (service/diagnosis.py). 0 turns live diagnosis off.",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -597,3 +597,28 @@ def test_an_out_of_range_param_shows_the_services_message_beside_it(
     form.locator("#job-entry-point").select_option("")
     assert form.locator("select[name=framework]").is_visible()
     assert fields.locator("input").count() == 0
+
+
+def test_a_ringing_run_shows_a_badge_and_a_marked_region_with_its_message(
+    service: str, opened: Opened
+) -> None:
+    """Diagnosis (#21): live findings as a badge on the runs table, and on the compare
+    chart as a marked region with the finding's message."""
+    from tests.diagnosis_curves import STEPS, ringing
+
+    run_id = make_run(service, "diag-ringing", momentum=0.99)
+    values = ringing().tolist()
+    batch = [{"key": "loss", "step": step, "value": values[step]} for step in STEPS.tolist()]
+    assert httpx.post(f"{service}{API}/runs/{run_id}/metrics", json={"points": batch}).is_success
+    page = opened.page
+    page.goto(f"{service}/?view=runs")
+    page.fill("#run-filters input[name=q]", "diag-")
+    badge = f"#runs-table tr[data-run-id='{run_id}'] .badge.finding-oscillation"
+    page.wait_for_selector(badge, timeout=30_000)  # live diagnosis runs every 2 s
+    assert page.locator(badge).inner_text() == "oscillation"
+    page.goto(f"{service}/?view=compare&runs={run_id}&keys=loss")
+    wait_for_function(page, "document.getElementById('chart-loss')?.layout?.shapes?.length === 1")
+    shape = page.evaluate("document.getElementById('chart-loss').layout.shapes[0]")
+    assert shape["type"] == "rect" and shape["x0"] == 0 and shape["x1"] > 1500
+    message = page.locator(".findings li.finding-oscillation").inner_text()
+    assert "loss oscillates with a period of about" in message

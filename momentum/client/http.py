@@ -21,6 +21,7 @@ from momentum.client.verdict import VerdictMethods
 from momentum.contract import (
     CompareResult,
     CompareSummary,
+    Diagnosis,
     GroupComparison,
     IngestResult,
     Page,
@@ -200,6 +201,11 @@ class MomentumClient(JobMethods, VerdictMethods):
         return SeriesList.model_validate_json(
             self.request("GET", f"/runs/{run_id}/metrics").content
         )
+
+    def diagnose(self, run_id: int, key: str = "loss") -> Diagnosis:
+        """What the run's `key` curve shows (oscillation, plateau, ...) and what helps."""
+        response = self.request("GET", f"/runs/{run_id}/diagnosis", params={"key": key})
+        return Diagnosis.model_validate_json(response.content)
 
     def get_history(
         self,

@@ -29,6 +29,7 @@ from momentum.contract.compare import (
     Stat,
 )
 from momentum.contract.early_stop import EarlyStopped, JobStop
+from momentum.contract.diagnosis import FINDING_KINDS, Diagnosis, Finding, FindingKind
 from momentum.contract.entry_points import (
     EntryPointDefinition,
     EntryPointPublic,
@@ -94,6 +95,10 @@ __all__ = [
     "SpaceParam",
     "Strategy",
     "SweepBest",
+    "FINDING_KINDS",
+    "Diagnosis",
+    "Finding",
+    "FindingKind",
     "EntryPointDefinition",
     "EntryPointPublic",
     "EntryPointRef",

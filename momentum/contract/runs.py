@@ -70,6 +70,11 @@ class RunPublic(BaseModel):
         description="Its job was stopped early (a sweep's rule, or by hand): at which "
         "step, by which rule, and why. Also its tag `momentum.early_stopped` (the reason).",
     )
+    findings: list[str] = Field(
+        default_factory=list,
+        description="Kinds of the findings its live diagnosis holds, over all keys "
+        "(`GET /runs/{id}/diagnosis` tells them in full).",
+    )
 
 
 class RunHeartbeat(BaseModel):

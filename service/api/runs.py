@@ -8,7 +8,15 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import StringConstraints
 from sqlalchemy.orm import Session
 
-from momentum.contract import Page, RunCreate, RunHeartbeat, RunPublic, RunUpdate, Status
+from momentum.contract import (
+    FindingKind,
+    Page,
+    RunCreate,
+    RunHeartbeat,
+    RunPublic,
+    RunUpdate,
+    Status,
+)
 from momentum.contract.common import NO_NUL
 from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
@@ -17,6 +25,7 @@ from service.deps import PageDep, SessionDep, WriteSessionDep
 from service.domain_errors import Forbidden, NotFound
 from service.errors import invalid_field, unprocessable
 from service.models import MAX_ROW_ID, Run
+from service.storage import findings as finding_store
 from service.storage import metrics as metric_store
 from service.storage import runs as run_store
 from service.write_rights import check_writable
@@ -25,6 +34,9 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The run's id.")]
 SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
+FindingFilter = Annotated[
+    FindingKind | None, Query(description="Runs whose live diagnosis holds a finding of this kind.")
+]
 Pair = Annotated[str, StringConstraints(pattern=r"^[^:\x00]+:[^\x00]*$", max_length=1000)]
 
 
@@ -73,6 +85,7 @@ def to_public(session: Session, runs: list[Run]) -> list[RunPublic]:
     run_ids = [run.id for run in runs]
     latest = metric_store.latest_values(session, run_ids)
     extremes = metric_store.value_extremes(session, run_ids)
+    kinds = finding_store.kinds_by_run(session, run_ids)
     out = []
     for run in runs:
         by_key = latest.get(run.id, {})
@@ -83,6 +96,7 @@ def to_public(session: Session, runs: list[Run]) -> list[RunPublic]:
                     "last_step": max((step for step, _ in by_key.values()), default=None),
                     "latest": {key: encode_value(value) for key, (_, value) in by_key.items()},
                     "best": _best_values(extremes.get(run.id, {})),
+                    "findings": kinds.get(run.id, []),
                 }
             )
         )
@@ -149,6 +163,7 @@ def list_runs(
         str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
     ] = None,
     sort: SortField = "-created_at",
+    finding: FindingFilter = None,
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
@@ -161,6 +176,7 @@ def list_runs(
         tags=_pairs(tag, "tag"),
         params=_param_filters(param),
         q=q,
+        finding=finding,
     )
     runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)
     items = to_public(session, runs)

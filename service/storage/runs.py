@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, func, literal, select, update
+from sqlalchemy import Select, String, and_, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,7 +19,7 @@ from momentum.contract import TERMINAL_STATUSES, RunCreate, RunUpdate, Status
 from momentum.contract.common import INT64_MESSAGE, is_int64
 from service import events, indexed_params
 from service.domain_errors import Forbidden
-from service.models import Job, Run, Series, utcnow
+from service.models import Job, Run, RunFinding, Series, utcnow
 
 # What a `param=name:value` filter compares with: one JSON scalar, or text.
 ParamValue = str | int | float | bool | None
@@ -36,6 +36,7 @@ class RunFilters:
     tags: list[tuple[str, str]] = field(default_factory=list)
     params: list[tuple[str, ParamValue]] = field(default_factory=list)
     q: str | None = None
+    finding: str | None = None
 
 
 SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
@@ -260,6 +261,9 @@ def _filtered(statement: Select[Any], filters: RunFilters, dialect: str) -> Sele
     if filters.q:
         escaped = filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(Run.name.ilike(f"%{escaped}%", escape="\\"))
+    if filters.finding is not None:
+        found = exists().where(RunFinding.run_id == Run.id, RunFinding.kind == filters.finding)
+        conditions.append(found)
     return statement.where(*conditions)
 
 

@@ -42,7 +42,7 @@ function wireNavigation() {
 function start() {
   plotly(); // starts the download now; the views await it when they draw
   for (const view of Object.values(views)) view.init({ navigate, isShown: () => current === view });
-  for (const kind of ["points", "run", "job", "reset"]) {
+  for (const kind of ["points", "run", "job", "diagnosis", "reset"]) {
     live.on(kind, (data) => current?.onEvent?.(kind, data));
   }
   wireNavigation();

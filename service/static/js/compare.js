@@ -3,6 +3,7 @@
 import { get } from "./api.js";
 import { colourBarTrace, mergeByValue, runStyles, tracesFor } from "./curves.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
+import { findingList, findingsFor, marks } from "./findings.js";
 import { commonText, paramLabel, paramsOf, valueText } from "./params.js";
 import { drawWith, plotly, plotlyFor } from "./plotly.js";
 import * as url from "./url.js";
@@ -167,6 +168,7 @@ async function drawChartsNow(fetched) {
   }
   const curves = fetched ?? fetchCurves();
   const webgl = runs.length >= WEBGL_FROM_RUNS;
+  const diagnosed = diagnoses(runs);
   const Plotly = await (webgl ? plotlyFor("scattergl").catch(() => plotly()) : plotly());
   const type = webgl && Plotly !== (await plotly()) ? "scattergl" : "scatter";
   const x = url.params().get("x") ?? "step";
@@ -176,7 +178,7 @@ async function drawChartsNow(fetched) {
     const node = chartFor(container, key);
     return node.data ? null : drawWith(Plotly, node, [], layoutFor(key, x), CONFIG);
   }));
-  const result = await curves;
+  const [result, found] = await Promise.all([curves, diagnosed]);
   const byRun = new Map(runs.map((r) => [r.id, r]));
   for (const key of keys) {
     const perRun = result.series
@@ -185,15 +187,39 @@ async function drawChartsNow(fetched) {
     const traces = look.legendTitle ? mergeByValue(perRun) : perRun;
     if (look.colourBar) traces.push(colourBarTrace(look.colourBar, type));
     const node = chartFor(container, key);
-    await drawWith(Plotly, node, traces, layoutFor(key, result.x), CONFIG);
+    // Findings are in steps: marked on a step axis only.
+    const marked = result.x === "step" ? marks(found.get(key)) : {};
+    await drawWith(Plotly, node, traces, { ...layoutFor(key, result.x), ...marked }, CONFIG);
+    showFindings(node, key, found.get(key));
     if (node.wiredTo !== Plotly) { // a chart started afresh by another bundle lost its handler
       node.on("plotly_relayout", onZoom); // Plotly gives the node `on` at its first plot
       node.wiredTo = Plotly;
     }
   }
   for (const node of [...container.children]) {
-    if (!keys.includes(node.dataset.key)) node.remove();
+    if (!keys.includes(node.dataset.key)) node.remove(); // a chart and its findings list
   }
+}
+
+// Each key's findings per run: [{ run, color, findings }].
+// Only runs whose listing names a finding are asked for theirs: a hundred runs shown cost
+// no hundred requests per key.
+async function diagnoses(runs) {
+  const flagged = runs.filter((run) => run.findings?.length)
+    .map((run) => ({ run, color: look.styles.get(run.id)?.color ?? "#6b7280" }));
+  const out = new Map();
+  await Promise.all(keys.map(async (key) => {
+    const entries = await Promise.all(flagged.map(async ({ run, color }) =>
+      ({ run, color, findings: await findingsFor(run.id, key) })));
+    out.set(key, entries.filter((e) => e.findings.length));
+  }));
+  return out;
+}
+
+function showFindings(chart, key, entries) {
+  const next = chart.nextElementSibling;
+  if (next?.classList.contains("findings")) next.remove();
+  if (entries.length) chart.after(findingList(key, entries));
 }
 
 function layoutFor(key, x) {

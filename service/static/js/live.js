@@ -2,7 +2,7 @@
 // (sending Last-Event-ID), so a stream the server ends on schedule loses nothing.
 import { token } from "./api.js";
 
-const handlers = { points: [], run: [], job: [], reset: [] };
+const handlers = { points: [], run: [], job: [], diagnosis: [], reset: [] };
 
 export function on(kind, handler) {
   handlers[kind].push(handler);

@@ -100,7 +100,8 @@ function row(run) {
   const number = (v) => el("td", { class: "num" }, formatNumber(v));
   return el("tr", { "data-run-id": run.id },
     el("td", {}, box),
-    el("td", { class: "run-name" }, run.name, run.diverged ? el("span", { class: "diverged" }, " (diverged)") : null),
+    el("td", { class: "run-name" }, run.name, run.diverged ? el("span", { class: "diverged" }, " (diverged)") : null,
+      ...(run.findings ?? []).map(findingBadge)),
     el("td", {}, run.project),
     el("td", { class: `status-${run.status}` }, run.status),
     el("td", {}, run.optimizer ?? ""),
@@ -109,6 +110,11 @@ function row(run) {
     number(run.last_step),
     el("td", {}, formatTime(run.started_at)),
   );
+}
+
+// One badge per kind the run's live diagnosis holds (GET /runs/{id}/diagnosis says more).
+function findingBadge(kind) {
+  return el("span", { class: `badge finding-${kind}`, title: `diagnosis: ${kind}` }, kind);
 }
 
 function updateButtons() {
