@@ -22,7 +22,7 @@ from momentum.contract import (
     RunSummary,
     Stat,
 )
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MIN_STEP
 from momentum.contract.values import EncodedValue, encode_value
 from service.analysis import groups as group_math
 from service.analysis.smoothing import debiased_ema
@@ -54,7 +54,7 @@ def load_runs(session: Session, run_ids: Sequence[int]) -> list[Run]:
 
 
 def read_curves(
-    session: Session, runs: Sequence[Run], key: str, start: int = 0, end: int = MAX_STEP
+    session: Session, runs: Sequence[Run], key: str, start: int = MIN_STEP, end: int = MAX_STEP
 ) -> dict[int, np.ndarray]:
     """run id -> records (step, value, wall_time) of `key`; empty if the run lacks it."""
     ids = compare_store.series_ids(session, [run.id for run in runs], [key])
@@ -72,15 +72,15 @@ class CurveRequest:
     x: str = "step"
     smoothing: float | None = None
     max_points: int | None = None
-    start_step: int = 0
+    start_step: int = MIN_STEP
     end_step: int = MAX_STEP
 
 
 def compare_curves(session: Session, runs: Sequence[Run], ask: CurveRequest) -> dict[str, Any]:
     """Each run's own step grid, smoothed at full resolution, then downsampled."""
     # Smoothing starts at the first point and wall_time counts from it, so both read from
-    # step 0 whatever the zoom: the smoothed curve must not change with start_step.
-    read_from = 0 if ask.smoothing is not None or ask.x == "wall_time" else ask.start_step
+    # the first step whatever the zoom: the smoothed curve must not change with start_step.
+    read_from = MIN_STEP if ask.smoothing is not None or ask.x == "wall_time" else ask.start_step
     ids = compare_store.series_ids(session, [run.id for run in runs], ask.keys)
     by_run: dict[int, dict[str, np.ndarray]] = {}
     for run in runs:
@@ -105,7 +105,7 @@ def _series(
 ) -> dict[str, Any]:
     steps, values, walls = records["step"], records["value"], records["wall_time"]
     smoothed = None if ask.smoothing is None else debiased_ema(values, ask.smoothing)
-    if ask.start_step > 0 and len(steps) and steps[0] < ask.start_step:
+    if ask.start_step > MIN_STEP and len(steps) and steps[0] < ask.start_step:
         shown = np.flatnonzero(steps >= ask.start_step)
         steps, values, walls = steps[shown], values[shown], walls[shown]
         smoothed = None if smoothed is None else smoothed[shown]

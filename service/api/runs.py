@@ -149,6 +149,10 @@ def list_runs(
         str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
     ] = None,
     sort: SortField = "-created_at",
+    lifecycle: Annotated[
+        Literal["active", "deleted", "all"],
+        Query(description="Runs soft-deleted through MLflow's `runs/delete`: `deleted`, `all`."),
+    ] = "active",
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
@@ -161,6 +165,7 @@ def list_runs(
         tags=_pairs(tag, "tag"),
         params=_param_filters(param),
         q=q,
+        lifecycle=("active", "deleted") if lifecycle == "all" else (lifecycle,),
     )
     runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)
     items = to_public(session, runs)
