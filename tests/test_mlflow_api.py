@@ -82,7 +82,7 @@ def test_experiment_zero_is_the_default_project_and_names_are_unique(client: Tes
     in_default = _run(client)
     assert client.get(f"/api/v1/runs/{in_default}").json()["project"] == "default"
     names = [e["name"] for e in _post(client, "experiments/search", {})["experiments"]]
-    assert names == ["Default", "digits"]
+    assert names == ["digits", "Default"]  # creation_time DESC, as MLflow orders them
     like = _post(client, "experiments/search", {"filter": "name LIKE 'dig%'"})
     assert [e["name"] for e in like["experiments"]] == ["digits"]
 

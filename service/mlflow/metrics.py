@@ -64,7 +64,7 @@ def parse_metric(raw: dict[str, Any]) -> MlflowMetric:
 
 def log_metric_fields(body: Any) -> dict[str, Any]:
     """`runs/log-metric`'s fields as one metric, checked with MLflow's wording (a
-    timestamp left out is now, a step left out 0, as for log-batch)."""
+    timestamp left out is now and a step left out 0; log-batch requires timestamps)."""
     key = required_string("key", body.key)
     if body.value is None:
         raise missing_value("value")

@@ -45,7 +45,7 @@ PageSize = Annotated[
 # exists in tests/test_fuzz.py, so schemathesis reaches past the 404.
 RunId = Annotated[str | None, Field(examples=["1"])]
 # One metric of log-batch: parsed by service/mlflow/metrics.py (fast, and MLflow's
-# leniency: a step left out is 0, a timestamp left out is now), documented here.
+# leniency: a step left out is 0; a timestamp is required, checked by the route), documented here.
 _METRIC_JSON = {
     "type": "object",
     "required": ["key", "value"],
