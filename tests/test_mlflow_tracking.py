@@ -79,14 +79,15 @@ def test_runs_carry_their_user_and_search_in_mlflows_order(
     assert client.create_run(experiment_id).info.user_id == "unknown"  # what the client sends
 
     # Same start time: run_id ascending (numerically here); later starts first.
-    tied = [client.create_run(experiment_id, start_time=5000).info.run_id for _ in range(5)]
-    late = client.create_run(experiment_id, start_time=9000).info.run_id
-    found = [run.info.run_id for run in client.search_runs([experiment_id])]
-    assert found[0] == late and found[-5:] == sorted(tied, key=int)
+    ordered_id = client.create_experiment(f"{request.node.name}-order")
+    tied = [client.create_run(ordered_id, start_time=5000).info.run_id for _ in range(5)]
+    late = client.create_run(ordered_id, start_time=9000).info.run_id
+    found = [run.info.run_id for run in client.search_runs([ordered_id])]
+    assert found == [late, *sorted(tied, key=int)]
     # Pages of that order are stable: together they are the whole list, once each.
     paged, token = [], None
     while True:
-        page = client.search_runs([experiment_id], max_results=2, page_token=token)
+        page = client.search_runs([ordered_id], max_results=2, page_token=token)
         paged += [run.info.run_id for run in page]
         token = page.token
         if not token:
@@ -189,7 +190,7 @@ def test_negative_steps_are_stored_read_and_compared(
     experiment_id = _experiment(client, request)
     run_id = client.create_run(experiment_id).info.run_id
     for step in (-5000, -2, 0, 3):
-        client.log_metric(run_id, "loss", float(step), timestamp=1000 + step, step=step)
+        client.log_metric(run_id, "loss", float(step), timestamp=9000 + step, step=step)
     history = client.get_metric_history(run_id, "loss")
     assert [m.step for m in history] == [-5000, -2, 0, 3]
     assert client.get_run(run_id).data.metrics["loss"] == 3.0  # the highest step's
