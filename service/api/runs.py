@@ -24,6 +24,12 @@ from service.write_rights import check_writable
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The run's id.")]
+# Which runs a list shows by MLflow's lifecycle stage (soft delete through `runs/delete`).
+Lifecycle = Annotated[
+    Literal["active", "deleted", "all"],
+    Query(description="Runs soft-deleted through MLflow's `runs/delete`: `deleted`, `all`."),
+]
+LIFECYCLE_STAGES = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
 Pair = Annotated[str, StringConstraints(pattern=r"^[^:\x00]+:[^\x00]*$", max_length=1000)]
 
@@ -149,10 +155,7 @@ def list_runs(
         str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
     ] = None,
     sort: SortField = "-created_at",
-    lifecycle: Annotated[
-        Literal["active", "deleted", "all"],
-        Query(description="Runs soft-deleted through MLflow's `runs/delete`: `deleted`, `all`."),
-    ] = "active",
+    lifecycle: Lifecycle = "active",
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
@@ -165,7 +168,7 @@ def list_runs(
         tags=_pairs(tag, "tag"),
         params=_param_filters(param),
         q=q,
-        lifecycle=("active", "deleted") if lifecycle == "all" else (lifecycle,),
+        lifecycle=LIFECYCLE_STAGES[lifecycle],
     )
     runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)
     items = to_public(session, runs)
