@@ -42,7 +42,12 @@ def _tags(raw: Any) -> dict[str, str]:
     tags: dict[str, str] = {}
     for tag in raw:
         key, value = (tag.get("key"), tag.get("value", "")) if isinstance(tag, dict) else (0, 0)
-        if not isinstance(key, str) or not key or not isinstance(value, str):
+        if (
+            not isinstance(key, str)
+            or not key
+            or not isinstance(value, str)
+            or "\x00" in key + value
+        ):
             raise invalid("Invalid dataset input tag: a key and a text value expected")
         if len(key) > TAG_KEY_LIMIT or len(value) > TAG_VALUE_LIMIT:
             raise invalid(

@@ -111,6 +111,13 @@ def invalid_value(param: str, value: Any) -> MlflowError:
     return invalid(wording.invalid_text(param, value))
 
 
+def stored_text(param: str, value: str, limit: int) -> str:
+    """Text a column can hold: at most `limit` characters, no NUL (PostgreSQL refuses it)."""
+    if "\x00" in value or len(value) > limit:
+        raise invalid(f"Invalid value for parameter '{param}': at most {limit} characters, no NUL")
+    return value
+
+
 def required_string(param: str, value: Any) -> str:
     """`value` when it is non-empty text; else MLflow's missing or invalid value."""
     if value is None or value == "":

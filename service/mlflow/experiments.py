@@ -20,6 +20,7 @@ from service.mlflow.errors import (
     missing,
     missing_value,
     required_string,
+    stored_text,
 )
 from service.mlflow.schemas import ExperimentCreate, ExperimentSearch, KeyValue
 from service.mlflow.values import page_offset, page_size, paged, shown
@@ -81,11 +82,19 @@ def experiment_by_name(session: Session, name: str) -> Experiment | None:
     return session.scalars(statement).one_or_none()
 
 
+# MLflow's sizes of an experiment tag's key and value.
+TAG_KEY_LIMIT, TAG_VALUE_LIMIT = 250, 5000
+
+
+def checked_tag(key: str, value: str) -> tuple[str, str]:
+    return stored_text("key", key, TAG_KEY_LIMIT), stored_text("value", value, TAG_VALUE_LIMIT)
+
+
 def _check_tags(tags: list[KeyValue]) -> dict[str, str]:
     for tag in tags:
         if not tag.key:
             raise missing_value("key")
-    return {tag.key: tag.value for tag in tags}
+    return dict(checked_tag(tag.key, tag.value) for tag in tags)
 
 
 def _name_taken(session: Session, name: str, but: int | None = None) -> None:
@@ -102,10 +111,11 @@ def create_experiment(session: Session, body: ExperimentCreate) -> Experiment:
     name = required_string("name", body.name)
     checked(RunCreate, project=name)
     tags = _check_tags(body.tags)
+    location = body.artifact_location
+    if location is not None:
+        stored_text("artifact_location", location, 4000)
     _name_taken(session, name)
-    experiment = Experiment(
-        name=name, project=name, tags=tags, artifact_location=body.artifact_location
-    )
+    experiment = Experiment(name=name, project=name, tags=tags, artifact_location=location)
     session.add(experiment)
     session.flush()
     return experiment
@@ -195,6 +205,7 @@ def rename(session: Session, raw_id: str | None, new_name: str) -> None:
 def set_tag(session: Session, raw_id: str | None, key: str, value: str) -> None:
     experiment = load_experiment(session, raw_id)
     check_active(experiment)
+    key, value = checked_tag(key, value)
     experiment.tags = {**(experiment.tags or {}), key: value}
     experiment.updated_at = utcnow()
     session.flush()

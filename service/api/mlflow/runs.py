@@ -14,7 +14,7 @@ from service.mlflow import datasets, entities
 from service.mlflow import experiments as mlflow_experiments
 from service.mlflow import metrics as mlflow_metrics
 from service.mlflow import runs as mlflow_runs
-from service.mlflow.errors import checked, required_string
+from service.mlflow.errors import checked, required_string, stored_text
 from service.mlflow.schemas import (
     KeyValue,
     LogBatch,
@@ -55,7 +55,8 @@ def runs_create(body: RunCreateBody, session: WriteSessionDep) -> dict[str, Any]
     run, _ = run_store.create_run(session, create)
     if body.start_time is not None:
         run.started_at = entities.from_ms(body.start_time)
-    run.user_id = body.user_id or tags.get("mlflow.user") or None
+    user = body.user_id or tags.get("mlflow.user") or None
+    run.user_id = None if user is None else stored_text("user_id", user, 250)
     session.flush()
     return {"run": entities.runs_json(session, [run])[0]}
 
