@@ -58,9 +58,13 @@ def metrics_get_history(
     """Every value of one metric of a run, by step, paged with `max_results`/`page_token`."""
     key = required_string("metric_key", metric_key)
     run = entities.load_run(session, run_id or run_uuid)
-    size = page_size(
-        _int_of("max_results", max_results) or HISTORY_MAX_RESULTS, HISTORY_MAX_RESULTS
-    )
+    asked = _int_of("max_results", max_results)
+    if asked is not None and asked <= 0:
+        raise invalid(
+            f"Invalid value {asked} for parameter 'max_results' supplied. "
+            "It must be a positive integer."
+        )
+    size = page_size(asked or HISTORY_MAX_RESULTS, HISTORY_MAX_RESULTS)
     items, following = mlflow_metrics.history(session, run.id, key, _step_token(page_token), size)
     out: dict[str, Any] = {"metrics": items}
     if following is not None:
