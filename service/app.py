@@ -200,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _include_routes(app: FastAPI) -> None:
     app.include_router(ops.open_router)
+    app.include_router(mlflow_api.server_router)  # MLflow's GET /health and /version
     app.include_router(dashboard.router)
     dashboard.mount_static(app)
     app.include_router(_api_router())

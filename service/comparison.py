@@ -22,7 +22,7 @@ from momentum.contract import (
     RunSummary,
     Stat,
 )
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MIN_STEP
 from momentum.contract.values import EncodedValue, encode_value
 from service.analysis import groups as group_math
 from service.analysis.smoothing import debiased_ema
@@ -54,7 +54,7 @@ def load_runs(session: Session, run_ids: Sequence[int]) -> list[Run]:
 
 
 def read_curves(
-    session: Session, runs: Sequence[Run], key: str, start: int = 0, end: int = MAX_STEP
+    session: Session, runs: Sequence[Run], key: str, start: int = MIN_STEP, end: int = MAX_STEP
 ) -> dict[int, np.ndarray]:
     """run id -> records (step, value, wall_time) of `key`; empty if the run lacks it."""
     ids = compare_store.series_ids(session, [run.id for run in runs], [key])
@@ -72,7 +72,7 @@ class CurveRequest:
     x: str = "step"
     smoothing: float | None = None
     max_points: int = 10_000
-    start_step: int = 0
+    start_step: int = MIN_STEP
     end_step: int = MAX_STEP
 
 
@@ -114,7 +114,7 @@ def _first_walls(session: Session, series_ids: list[int], ask: CurveRequest) -> 
     the zoom), if its first point is inside end_step."""
     if ask.x != "wall_time":
         return [None] * len(series_ids)
-    heads = [read_window(session, series_id, 0, 1)[0][:1] for series_id in series_ids]
+    heads = [read_window(session, series_id, MIN_STEP, 1)[0][:1] for series_id in series_ids]
     return [
         float(head["wall_time"][0]) if len(head) and head["step"][0] <= ask.end_step else None
         for head in heads
@@ -124,10 +124,10 @@ def _first_walls(session: Session, series_ids: list[int], ask: CurveRequest) -> 
 def _smoothed_curve(session: Session, series_id: int, ask: CurveRequest, weight: float) -> _Curve:
     """Smoothing starts at the first point, so it reads from step 0 whatever the zoom:
     the smoothed curve must not change with start_step."""
-    records = read_columns(session, series_id, 0, ask.end_step)
+    records = read_columns(session, series_id, MIN_STEP, ask.end_step)
     first_wall = float(records["wall_time"][0]) if len(records) else None
     smoothed = debiased_ema(records["value"], weight)
-    if ask.start_step > 0 and len(records) and records["step"][0] < ask.start_step:
+    if ask.start_step > MIN_STEP and len(records) and records["step"][0] < ask.start_step:
         shown = np.flatnonzero(records["step"] >= ask.start_step)
         records, smoothed = records[shown], smoothed[shown]
     total = len(records)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 
 from momentum.contract import Page
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MIN_STEP
 from service.db import transaction
 from service.errors import ApiError, invalid_field, unprocessable
 from service.models import MAX_ROW_ID
@@ -79,7 +79,8 @@ async def require_current_schema(request: Request) -> None:
 
 
 # Reads of series: a step range, and how many points a series may come back as.
-Step = Annotated[int, Query(ge=0, le=MAX_STEP)]
+# Any int64: steps may be negative (MLflow accepts any int64 step).
+Step = Annotated[int, Query(ge=MIN_STEP, le=MAX_STEP)]
 MaxPoints = Annotated[
     int | None,
     Query(

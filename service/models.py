@@ -43,6 +43,8 @@ ENTRY_POINT_LENGTH = 100
 # A job's framework when it runs an entry point: not a Framework, so no claim's
 # `frameworks` can match it; such jobs are matched by entry point name and digest.
 ENTRY_POINT_FRAMEWORK = "entry_point"
+# MLflow's lifecycle stages of runs and experiments.
+ACTIVE, DELETED = "active", "deleted"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -174,6 +176,12 @@ class Run(Base):
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Its job's EarlyStopped verdict ({"step", "rule", "reason"}), when one was stopped early.
     early_stopped: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    # MLflow's soft delete (`runs/delete`, `runs/restore`): a deleted run is hidden from
+    # /api/v1 lists unless asked for; /api/v1's DELETE removes the row for good.
+    lifecycle_stage: Mapped[str] = mapped_column(String(16), default=ACTIVE, server_default=ACTIVE)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The user MLflow's `runs/create` names (its client sends the login, or "unknown").
+    user_id: Mapped[str | None] = mapped_column(String(250))
 
 
 class Series(Base):
@@ -414,6 +422,10 @@ class Experiment(Base):
     name: Mapped[str] = mapped_column(String(250), unique=True)
     project: Mapped[str] = mapped_column(String(250), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifecycle_stage: Mapped[str] = mapped_column(String(16), default=ACTIVE, server_default=ACTIVE)
+    artifact_location: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JsonDocument, default=dict, server_default="{}")
 
 
 class RunFinding(Base):
@@ -436,3 +448,7 @@ class RunFinding(Base):
     message: Mapped[str] = mapped_column(Text)
     advice: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# MLflow's datasets and run inputs (service/mlflow/datasets.py); registered with Base here.
+from service import models_mlflow as _models_mlflow  # noqa: E402, F401

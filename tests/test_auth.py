@@ -23,9 +23,10 @@ TOKENS = {"token": "full-secret", "worker_token": "worker-secret", "read_token":
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
 # Every route outside /api/v1, all open by the contract: docs, ops, the dashboard.
 OPEN_ROUTES = OPEN_PATHS | {"/docs/oauth2-redirect", "/redoc", "/", "/vendor/plotly.min.js"}
+OPEN_ROUTES |= {"/health", "/version"}  # as MLflow's server answers them
 # MLflow's tracking API (service/api/mlflow.py): the same tokens and roles, MLflow's error shape.
 MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
-MLFLOW_READS_BY_POST = ("/experiments/search", "/runs/search")
+MLFLOW_READS_BY_POST = ("/experiments/search", "/runs/search", "/experiments/search-datasets")
 FORGED_RUN_TOKEN = "mmr.1." + "A" * 43  # the shape of a run token, of no job
 STATIC_DIR = Path(__file__).resolve().parent.parent / "service" / "static"
 
@@ -49,7 +50,15 @@ RUN_TOKEN_WRITES = {
     *(
         ("POST", f"{prefix}runs/{name}")
         for prefix in MLFLOW_PREFIXES
-        for name in ("update", "log-batch", "log-metric", "log-parameter", "set-tag")
+        for name in (
+            "update",
+            "log-batch",
+            "log-metric",
+            "log-parameter",
+            "set-tag",
+            "delete-tag",
+            "log-inputs",
+        )
     ),
 }
 
@@ -233,7 +242,7 @@ def test_mlflow_routes_apply_the_same_roles(guarded: TestClient) -> None:
         guarded.post(f"{mlflow}/runs/delete", json=delete, headers=_as("token")).status_code == 200
     )
     gone = guarded.get(f"{mlflow}/runs/get", params={"run_id": run_id}, headers=_as("token"))
-    assert gone.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert gone.json()["run"]["info"]["lifecycle_stage"] == "deleted"  # MLflow's soft delete
 
 
 def _as(role: str) -> dict[str, str]:

@@ -274,10 +274,18 @@ HUGE = [
     ),
 ]
 STEPS = [
-    Bad("step -1", "POST", METRICS, 422, V, json=point(step=-1)),
+    # A step is any int64 (negative ones too, as MLflow's): past int64 is refused.
+    Bad("step -2**63-1", "POST", METRICS, 422, V, json=point(step=-(2**63) - 1)),
     Bad("step 1.5", "POST", METRICS, 422, V, json=point(step=1.5)),
     Bad("step 2.0", "POST", METRICS, 422, V, json=point(step=2.0)),
-    Bad("start_step -1", "GET", f"{METRICS}/loss", 422, V, params={"start_step": -1}),
+    Bad(
+        "start_step -2**63-1",
+        "GET",
+        f"{METRICS}/loss",
+        422,
+        V,
+        params={"start_step": -(2**63) - 1},
+    ),
     Bad("start_step 0.5", "GET", f"{METRICS}/loss", 422, V, params={"start_step": 0.5}),
     Bad(
         "job heartbeat step -1",

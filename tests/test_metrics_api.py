@@ -60,7 +60,7 @@ def test_repeat_within_a_batch_keeps_the_last(client: TestClient) -> None:
 def test_one_bad_point_rejects_the_batch_and_names_it(client: TestClient, engine: Engine) -> None:
     run = make_run(client)
     batch = points("loss", range(5000))
-    batch[1234] = {"key": "loss", "step": -3, "value": 1.0}
+    batch[1234] = {"key": "loss", "step": 1.5, "value": 1.0}  # any int64 is a step; 1.5 is none
     response = client.post(f"/api/v1/runs/{run['id']}/metrics", json={"points": batch})
     assert response.status_code == 422
     error = response.json()["error"]

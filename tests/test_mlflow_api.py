@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from service import Settings, create_app
 from service.deps import app_state
-from service.mlflow import entities as mlflow_entities
+from service.mlflow import experiments as mlflow_experiments
 from tests.test_bad_input import assert_error_shape, assert_mlflow_error, snapshot
 
 MLFLOW = "/api/2.0/mlflow"
@@ -82,7 +82,7 @@ def test_experiment_zero_is_the_default_project_and_names_are_unique(client: Tes
     in_default = _run(client)
     assert client.get(f"/api/v1/runs/{in_default}").json()["project"] == "default"
     names = [e["name"] for e in _post(client, "experiments/search", {})["experiments"]]
-    assert names == ["Default", "digits"]
+    assert names == ["digits", "Default"]  # creation_time DESC, as MLflow orders them
     like = _post(client, "experiments/search", {"filter": "name LIKE 'dig%'"})
     assert [e["name"] for e in like["experiments"]] == ["digits"]
 
@@ -284,7 +284,7 @@ def test_every_kind_of_failure_comes_in_mlflows_shape_on_its_routes(
     def broken(*_args: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(mlflow_entities, "load_experiment", broken)
+    monkeypatch.setattr(mlflow_experiments, "load_experiment", broken)
     with TestClient(create_app(settings), raise_server_exceptions=False) as http:
         failed = http.get(f"{MLFLOW}/experiments/get", params={"experiment_id": "0"})
         assert "not applied" in assert_mlflow_error(failed, 500, "INTERNAL_ERROR")

@@ -28,8 +28,8 @@ from momentum.contract.compare import (
     RunSummary,
     Stat,
 )
-from momentum.contract.early_stop import EarlyStopped, JobStop
 from momentum.contract.diagnosis import FINDING_KINDS, Diagnosis, Finding, FindingKind
+from momentum.contract.early_stop import EarlyStopped, JobStop
 from momentum.contract.entry_points import (
     EntryPointDefinition,
     EntryPointPublic,

@@ -7,14 +7,15 @@ from typing import Annotated, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from momentum.contract.common import INT64_MAX, ContractModel, MetricKey
+from momentum.contract.common import INT64_MAX, INT64_MIN, ContractModel, MetricKey
 from momentum.contract.values import EncodedValue, MetricValue
 
-MAX_STEP = INT64_MAX  # steps are BIGINT columns
+# A step is any int64 (BIGINT columns), negative ones included, as MLflow's steps are.
+MIN_STEP, MAX_STEP = INT64_MIN, INT64_MAX
 # Far past any real clock reading, yet it keeps garbage such as 1e300 out of storage.
 MAX_WALL_TIME = 1e11
 
-Step = Annotated[int, Field(strict=True, ge=0, le=MAX_STEP)]
+Step = Annotated[int, Field(strict=True, ge=MIN_STEP, le=MAX_STEP)]
 WallTime = Annotated[float, Field(strict=True, ge=0, le=MAX_WALL_TIME, allow_inf_nan=False)]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, JsonValue, StrictBool, StringConstraints
 
@@ -58,6 +58,11 @@ class RunPublic(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     last_heartbeat_at: datetime | None
+    lifecycle_stage: Literal["active", "deleted"] = Field(
+        default="active",
+        description="`deleted`: soft-deleted through MLflow's `runs/delete` (restorable); "
+        "such runs are left out of `GET /runs` unless `lifecycle` asks for them.",
+    )
     last_step: int | None = Field(description="Highest step logged under any key.")
     latest: dict[str, EncodedValue] = Field(description="Each key's value at its last step.")
     best: dict[str, EncodedValue] = Field(

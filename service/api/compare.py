@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from momentum.contract import CompareResult, CompareSummary, GroupComparison
 from momentum.contract.common import METRIC_KEY_RE
 from momentum.contract.compare import Mode, XAxis
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MIN_STEP
 from service import comparison, export
 from service.api.fast import fast_read
 from service.auth import Scope, requires
@@ -95,7 +95,7 @@ def compare(
         float | None, Query(ge=0, lt=1, description="Debiased EMA weight, as TensorBoard's.")
     ] = None,
     max_points: MaxPoints = None,
-    start_step: Step = 0,
+    start_step: Step = MIN_STEP,
     end_step: Step = MAX_STEP,
 ) -> Response:
     """Series of several runs, each on its own steps; smoothed at full resolution.

@@ -24,7 +24,7 @@ from momentum.contract import (
     SeriesList,
 )
 from momentum.contract.common import METRIC_KEY_PATTERN
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MIN_STEP
 from momentum.contract.values import encode_value
 from service.api.fast import fast_read
 from service.api.runs import RunId, load_run
@@ -182,7 +182,7 @@ def read_history(
     key: Key,
     session: SessionDep,
     settings: SettingsDep,
-    start_step: Step = 0,
+    start_step: Step = MIN_STEP,
     end_step: Step = MAX_STEP,
     max_points: MaxPoints = None,
 ) -> Response:

@@ -33,6 +33,12 @@ from service.write_rights import check_writable
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 RunId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="The run's id.")]
+# Which runs a list shows by MLflow's lifecycle stage (soft delete through `runs/delete`).
+Lifecycle = Annotated[
+    Literal["active", "deleted", "all"],
+    Query(description="Runs soft-deleted through MLflow's `runs/delete`: `deleted`, `all`."),
+]
+LIFECYCLE_STAGES = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
 SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
 FindingFilter = Annotated[
     FindingKind | None, Query(description="Runs whose live diagnosis holds a finding of this kind.")
@@ -164,6 +170,7 @@ def list_runs(
     ] = None,
     sort: SortField = "-created_at",
     finding: FindingFilter = None,
+    lifecycle: Lifecycle = "active",
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
@@ -177,6 +184,7 @@ def list_runs(
         params=_param_filters(param),
         q=q,
         finding=finding,
+        lifecycle=LIFECYCLE_STAGES[lifecycle],
     )
     runs, total = run_store.list_runs(session, filters, sort, page.limit, page.offset)
     items = to_public(session, runs)

@@ -13,11 +13,10 @@ from sqlalchemy.orm import Session
 from momentum.contract import Status
 from momentum.contract.values import encode_value
 from service.indexed_params import indexed_columns
-from service.mlflow import search
-from service.mlflow.errors import MlflowError, invalid, missing
-from service.mlflow.schemas import ExperimentSearch
-from service.mlflow.values import int64_of, page_offset, page_size, paged, shown
-from service.models import MAX_ROW_ID, Experiment, Run
+from service.mlflow import datasets
+from service.mlflow.errors import invalid, missing, missing_value
+from service.mlflow.values import int64_of, shown
+from service.models import ACTIVE, MAX_ROW_ID, Experiment, Run
 from service.storage import metrics as metric_store
 
 STATUS_TO_MLFLOW = {
@@ -65,7 +64,7 @@ def set_params(run: Run, params: dict[str, Any]) -> None:
         setattr(run, column, value)
 
 
-def _row_id(raw: str) -> int | None:
+def row_id(raw: str) -> int | None:
     """An id a row of ours can have (a positive 32-bit integer), else None."""
     ident = int64_of(raw)
     return ident if ident is not None and 0 <= ident <= MAX_ROW_ID else None
@@ -73,8 +72,8 @@ def _row_id(raw: str) -> int | None:
 
 def run_id_of(raw: str | None) -> int:
     if not raw:
-        raise invalid("run_id is required")
-    ident = _row_id(raw)
+        raise missing_value("run_id")
+    ident = row_id(raw)
     if ident is None:  # no run has it: what an unknown id gets
         raise missing(f"Run with id={shown(raw)} not found")
     return ident
@@ -87,77 +86,18 @@ def load_run(session: Session, raw: str | None) -> Run:
     return run
 
 
-def experiment_json(experiment: Experiment) -> dict[str, Any]:
-    created = to_ms(experiment.created_at)
-    return {
-        "experiment_id": str(experiment.id),
-        "name": experiment.name,
-        "artifact_location": "",
-        "lifecycle_stage": "active",
-        "creation_time": created,
-        "last_update_time": created,
-        "tags": [],
-    }
-
-
-def load_experiment(session: Session, raw: str | None) -> Experiment:
-    if raw is None or raw == "":
-        raise invalid("experiment_id is required")
-    ident = _row_id(raw)
-    found = None if ident is None else session.get(Experiment, ident)
-    if found is None:
-        raise missing(f"No Experiment with id={shown(raw)} exists")
-    return found
-
-
-def experiment_by_name(session: Session, name: str) -> Experiment | None:
-    if "\x00" in name:  # no name holds NUL, and PostgreSQL fails on it: an unknown name
-        return None
-    statement = select(Experiment).where(Experiment.name == name)
-    return session.scalars(statement).one_or_none()
+def check_active(run: Run) -> None:
+    """MLflow writes only to active runs (a deleted one must be restored first)."""
+    if run.lifecycle_stage != ACTIVE:
+        raise invalid(
+            f"The run {run.id} must be in the 'active' state. "
+            f"Current state is {run.lifecycle_stage}."
+        )
 
 
 def experiment_ids_by_project(session: Session, projects: set[str]) -> dict[str, str]:
     statement = select(Experiment.project, Experiment.id).where(Experiment.project.in_(projects))
     return {project: str(ident) for project, ident in session.execute(statement)}
-
-
-def search_experiments(session: Session, body: ExperimentSearch) -> dict[str, Any]:
-    """Experiments whose `name` or `experiment_id` match the filter, paged."""
-    clauses = search.parse_filter(body.filter)
-    offset, size = (
-        page_offset(body.page_token),
-        page_size(body.max_results, search.SEARCH_MAX_RESULTS),
-    )
-    if body.view_type == "DELETED_ONLY":
-        return {"experiments": []}
-    found = []
-    for experiment in session.scalars(select(Experiment).order_by(Experiment.id)):
-        attributes = {"name": experiment.name, "experiment_id": str(experiment.id)}
-
-        def lookup(kind: str, key: str, values: dict[str, str] = attributes) -> Any:
-            return values.get(key) if kind == "attribute" else None
-
-        if search.matches(clauses, lookup):
-            found.append(experiment_json(experiment))
-    page, following = paged(found, offset, size)
-    out: dict[str, Any] = {"experiments": page}
-    if following is not None:
-        out["next_page_token"] = following
-    return out
-
-
-def create_experiment(session: Session, name: str) -> Experiment:
-    """A new experiment for the project `name`; its project's existing runs join it."""
-    taken = select(Experiment.id).where((Experiment.name == name) | (Experiment.project == name))
-    if session.scalar(taken) is not None:
-        raise MlflowError(
-            400, "RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists."
-        )
-    experiment = Experiment(name=name, project=name)
-    session.add(experiment)
-    session.flush()
-    return experiment
 
 
 def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
@@ -166,11 +106,11 @@ def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
         "run_uuid": str(run.id),
         "run_name": run.name,
         "experiment_id": experiment_id,
-        "user_id": run.tags.get("mlflow.user", ""),
+        "user_id": run.user_id or run.tags.get("mlflow.user", ""),
         "status": STATUS_TO_MLFLOW[run.status],
         "start_time": to_ms(run.started_at or run.created_at),
         "artifact_uri": "",
-        "lifecycle_stage": "active",
+        "lifecycle_stage": run.lifecycle_stage,
     }
     if run.ended_at is not None:
         info["end_time"] = to_ms(run.ended_at)
@@ -178,7 +118,10 @@ def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
 
 
 def run_json(
-    run: Run, experiment_id: str, latest: dict[str, tuple[int, float | None]]
+    run: Run,
+    experiment_id: str,
+    latest: dict[str, tuple[int, float | None]],
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     updated = to_ms(run.updated_at)
     metrics = [
@@ -192,7 +135,7 @@ def run_json(
     return {
         "info": run_info(run, experiment_id),
         "data": {"metrics": metrics, "params": params, "tags": tags},
-        "inputs": {},
+        "inputs": inputs or {},
     }
 
 
@@ -200,4 +143,8 @@ def runs_json(session: Session, runs: list[Run]) -> list[dict[str, Any]]:
     """The runs as MLflow's, with their experiment ids and latest metrics (two queries)."""
     experiments = experiment_ids_by_project(session, {run.project for run in runs})
     latest = metric_store.latest_values(session, [run.id for run in runs])
-    return [run_json(run, experiments.get(run.project, ""), latest.get(run.id, {})) for run in runs]
+    inputs = datasets.inputs_of(session, [run.id for run in runs])
+    return [
+        run_json(run, experiments.get(run.project, ""), latest.get(run.id, {}), inputs.get(run.id))
+        for run in runs
+    ]

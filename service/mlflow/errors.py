@@ -14,10 +14,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
+from service.mlflow import wording
+
+# Every prefix MLflow's server and clients use: tracking (served), and what this service
+# does not serve (artifacts unless served, logged models and traces under 3.0, GraphQL,
+# the gateway). An unknown path under any of them is MLflow's 404 ENDPOINT_NOT_FOUND.
+MLFLOW_PREFIXES = (
+    "/api/2.0/mlflow/",
+    "/ajax-api/2.0/mlflow/",
+    "/api/3.0/mlflow/",
+    "/ajax-api/3.0/mlflow/",
+    "/api/2.0/mlflow-artifacts/",
+    "/ajax-api/2.0/mlflow-artifacts/",
+    "/api/2.0/preview/mlflow/",
+    "/ajax-api/2.0/preview/mlflow/",
+    "/api/2.0/gateway/",
+    "/ajax-api/2.0/gateway/",
+    "/graphql",
+    "/ajax-api/graphql",
+)
 _CODES = {
     400: "INVALID_PARAMETER_VALUE",
     401: "UNAUTHENTICATED",
@@ -82,6 +101,32 @@ def missing(message: str) -> MlflowError:
     return MlflowError(404, "RESOURCE_DOES_NOT_EXIST", message)
 
 
+def missing_value(param: str) -> MlflowError:
+    """MLflow's 400 for a required field left out, null or empty."""
+    return invalid(wording.missing_text(param))
+
+
+def invalid_value(param: str, value: Any) -> MlflowError:
+    """MLflow's 400 for a field of the wrong type."""
+    return invalid(wording.invalid_text(param, value))
+
+
+def stored_text(param: str, value: str, limit: int) -> str:
+    """Text a column can hold: at most `limit` characters, no NUL (PostgreSQL refuses it)."""
+    if "\x00" in value or len(value) > limit:
+        raise invalid(f"Invalid value for parameter '{param}': at most {limit} characters, no NUL")
+    return value
+
+
+def required_string(param: str, value: Any) -> str:
+    """`value` when it is non-empty text; else MLflow's missing or invalid value."""
+    if value is None or value == "":
+        raise missing_value(param)
+    if not isinstance(value, str):
+        raise invalid_value(param, value)
+    return value
+
+
 def checked(model: type[Any], **fields: Any) -> Any:
     """`model(**fields)`: our contract's checks (lengths, no NUL) as MLflow's
     INVALID_PARAMETER_VALUE."""
@@ -142,8 +187,23 @@ def _wrapped(handler: Callable[..., Any]) -> Handler:
     return handle
 
 
+def _worded(handler: Handler) -> Handler:
+    """A refused field on an MLflow route in MLflow's own words (service/mlflow/wording.py)."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        if is_mlflow_path(request.url.path) and isinstance(exc, RequestValidationError):
+            worded = wording.validation_text(exc.errors())
+            if worded is not None:
+                return mlflow_error(400, "INVALID_PARAMETER_VALUE", worded)
+        return await handler(request, exc)
+
+    return handle
+
+
 def install_mlflow_error_shape(app: FastAPI) -> None:
     """Call after the app's own handlers are installed (service.errors)."""
     for exc_class, handler in list(app.exception_handlers.items()):
         app.exception_handlers[exc_class] = _wrapped(handler)
+    validation: Any = app.exception_handlers[RequestValidationError]
+    app.exception_handlers[RequestValidationError] = _worded(validation)
     app.add_exception_handler(MlflowError, _on_mlflow_error)

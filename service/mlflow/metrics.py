@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from momentum.contract import MetricPoint
 from momentum.contract.common import METRIC_KEY_RE
-from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME
+from momentum.contract.metrics import MAX_STEP, MAX_WALL_TIME, MIN_STEP
 from momentum.contract.values import encode_value
-from service.mlflow.errors import invalid
+from service.mlflow.errors import invalid, invalid_value, missing_value, required_string
 from service.mlflow.values import proto_double, proto_int
 from service.models import Run, Series
 from service.storage import metrics as metric_store
@@ -55,11 +55,34 @@ def parse_metric(raw: dict[str, Any]) -> MlflowMetric:
         raise invalid(
             f"metric {key!r}: value must be a number, timestamp and step whole numbers"
         ) from exc
-    if not 0 <= step <= MAX_STEP:
-        raise invalid(f"metric {key!r}: step {step} is outside 0..{MAX_STEP}")
+    if not MIN_STEP <= step <= MAX_STEP:
+        raise invalid(f"metric {key!r}: step {step} is outside {MIN_STEP}..{MAX_STEP}")
     if not 0 <= timestamp <= MAX_WALL_TIME * 1000:
         raise invalid(f"metric {key!r}: timestamp {timestamp} is not milliseconds since 1970")
     return MlflowMetric(key, value, timestamp, step)
+
+
+def log_metric_fields(body: Any) -> dict[str, Any]:
+    """`runs/log-metric`'s fields as one metric, checked with MLflow's wording (a
+    timestamp left out is now and a step left out 0; log-batch requires timestamps)."""
+    key = required_string("key", body.key)
+    if body.value is None:
+        raise missing_value("value")
+    for name in ("value", "timestamp", "step"):
+        raw = getattr(body, name)
+        try:
+            if raw is not None:
+                proto_double(raw) if name == "value" else proto_int(raw)
+        except (TypeError, ValueError):
+            raise invalid_value(name, raw) from None
+    return {"key": key, "value": body.value, "timestamp": body.timestamp, "step": body.step}
+
+
+def check_timestamps(metrics: Sequence[dict[str, Any]]) -> None:
+    """log-batch's metrics each carry a timestamp, as MLflow requires."""
+    for metric in metrics:
+        if isinstance(metric, dict) and metric.get("timestamp") is None:
+            raise invalid_value("metrics", list(metrics))
 
 
 def _same(a: tuple[float, int], b: tuple[float, int]) -> bool:
@@ -69,13 +92,13 @@ def _same(a: tuple[float, int], b: tuple[float, int]) -> bool:
 
 def _stored(
     session: Session, run_id: int, key: str, steps: Sequence[int]
-) -> tuple[dict[int, tuple[float, int]], int]:
-    """What the series holds at the batch's steps, and its highest step (-1 if none)."""
+) -> tuple[dict[int, tuple[float, int]], int | None]:
+    """What the series holds at the batch's steps, and its highest step (None if none)."""
     found = session.execute(
         select(Series.id, Series.last_step).where(Series.run_id == run_id, Series.key == key)
     ).first()
     if found is None or found.last_step is None:
-        return {}, -1
+        return {}, None
     columns = metric_store.read_columns(session, found.id, min(steps), max(steps))
     held = {
         int(step): (float(value), int(round(wall_time * 1000)))
@@ -115,7 +138,8 @@ def _placed(
 ) -> tuple[list[MetricPoint], int]:
     """One key's points at their steps by the repeated-step rule, and how many moved."""
     held, highest = _stored(session, run_id, key, [m.step for m in items])
-    next_free = max(highest, max(m.step for m in items)) + 1
+    highest_sent = max(m.step for m in items)
+    next_free = (highest_sent if highest is None else max(highest, highest_sent)) + 1
     points: list[MetricPoint] = []
     moved = 0
     for metric in items:
@@ -203,17 +227,45 @@ def history(
     return items, following
 
 
+def sample_indices(total: int, limit: int) -> np.ndarray:
+    """MLflow 3.x's sample of `total` ordered points: NTILE(limit) buckets (the first
+    `total % limit` one point larger), the first point of each, and the last point in
+    place of the last pick when it is not already one."""
+    if total <= limit:
+        return np.arange(total)
+    size, larger = divmod(total, limit)
+    buckets = np.arange(limit)
+    picks = buckets * size + np.minimum(buckets, larger)
+    picks[-1] = total - 1
+    return picks
+
+
 def sampled(
     session: Session, run_id: int, key: str, start: int, end: int, limit: int
 ) -> list[dict[str, Any]]:
-    """At most `limit` points of steps start..end, evenly spaced, the first and last kept."""
+    """At most `limit` points of steps start..end, sampled as MLflow samples them."""
     series_id = _series_id(session, run_id, key)
     if series_id is None:
         return []
     columns = metric_store.read_columns(session, series_id, start, end)
-    if len(columns) > limit:
-        picks = np.unique(np.linspace(0, len(columns) - 1, num=limit).round().astype(np.int64))
-        columns = columns[picks]
+    columns = columns[sample_indices(len(columns), limit)]
+    return [
+        {**_metric_json(key, step, value, wall_time), "run_id": str(run_id)}
+        for step, value, wall_time in zip(
+            columns["step"], columns["value"], columns["wall_time"], strict=True
+        )
+    ]
+
+
+def whole_history(session: Session, run_id: int, key: str, limit: int) -> list[dict[str, Any]]:
+    """A run's whole series of `key` (none for an unknown run or key), by timestamp, then
+    step and value as MLflow orders get-history-bulk, at most `limit` points."""
+    series_id = _series_id(session, run_id, key)
+    if series_id is None or limit <= 0:
+        return []
+    columns = metric_store.read_columns(session, series_id, MIN_STEP, MAX_STEP)
+    order = np.lexsort((columns["value"], columns["step"], columns["wall_time"]))[:limit]
+    columns = columns[order]
     return [
         {**_metric_json(key, step, value, wall_time), "run_id": str(run_id)}
         for step, value, wall_time in zip(

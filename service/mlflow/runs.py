@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from momentum.contract import RunUpdate, Status
 from service.auth import Caller
 from service.mlflow import entities, search
+from service.mlflow import experiments as mlflow_experiments
 from service.mlflow import metrics as mlflow_metrics
-from service.mlflow.errors import checked, invalid
+from service.mlflow.errors import checked, invalid, invalid_value, missing
 from service.mlflow.schemas import KeyValue, RunRef, RunSearch, RunUpdateBody
-from service.mlflow.values import page_offset, page_size, paged
-from service.models import Run
+from service.mlflow.values import page_offset, paged
+from service.models import DELETED, Run, utcnow
 from service.storage import metrics as metric_store
 from service.storage import runs as run_store
 from service.write_rights import check_own_run, check_writable
@@ -51,7 +52,7 @@ def _run_value(run: Run, latest: dict[str, tuple[int, float | None]], kind: str,
         "status": entities.STATUS_TO_MLFLOW[run.status],
         "run_name": run.name,
         "run_id": str(run.id),
-        "user_id": run.tags.get("mlflow.user"),
+        "user_id": run.user_id or run.tags.get("mlflow.user"),
         "start_time": entities.to_ms(run.started_at or run.created_at),
         "end_time": entities.to_ms(run.ended_at),
         "created": entities.to_ms(run.created_at),
@@ -61,20 +62,25 @@ def _run_value(run: Run, latest: dict[str, tuple[int, float | None]], kind: str,
     return attributes[key]
 
 
+def _page_size(max_results: int) -> int:
+    if not 1 <= max_results <= search.SEARCH_MAX_RESULTS:
+        raise invalid_value("max_results", max_results)
+    return max_results
+
+
 def search_runs(session: Session, body: RunSearch) -> dict[str, Any]:
-    """Runs of the experiments, filtered and ordered with MLflow's search syntax, paged."""
+    """Runs of the experiments, filtered and ordered with MLflow's search syntax, paged.
+    MLflow's order: the given one, then `start_time DESC`, then `run_id ASC` (the runs
+    are loaded by id and sorted stably), so pages are stable."""
     clauses = search.parse_filter(body.filter)
     order = search.parse_order_by(body.order_by) + [("attribute", "start_time", True)]
-    offset, size = (
-        page_offset(body.page_token),
-        page_size(body.max_results, search.SEARCH_MAX_RESULTS),
-    )
-    if body.run_view_type == "DELETED_ONLY":
-        return {"runs": []}
-    projects = [entities.load_experiment(session, ident).project for ident in body.experiment_ids]
-    runs = list(
-        session.scalars(select(Run).where(Run.project.in_(projects)).order_by(Run.id.desc()))
-    )
+    offset, size = page_offset(body.page_token), _page_size(body.max_results)
+    stages = mlflow_experiments.stages_of(body.run_view_type)
+    projects = [
+        mlflow_experiments.load_experiment(session, ident).project for ident in body.experiment_ids
+    ]
+    statement = select(Run).where(Run.project.in_(projects), Run.lifecycle_stage.in_(stages))
+    runs = list(session.scalars(statement.order_by(Run.id)))
     latest = metric_store.latest_values(session, [run.id for run in runs])
 
     def value(run: Run, kind: str, key: str) -> Any:
@@ -129,6 +135,7 @@ def log(
     """Metrics, params and tags of one run, all or none (MLflow answers `{}`)."""
     run = entities.load_run(session, ref.run_id or ref.run_uuid)
     check_own_run(caller, run.id)  # before any other answer about another run
+    entities.check_active(run)
     parsed = [mlflow_metrics.parse_metric(metric) for metric in metrics]
     merged = _merged_params(run, params)
     check_writable(session, run, caller, merged)
@@ -138,3 +145,18 @@ def log(
     session.flush()
     mlflow_metrics.log_metrics(session, run, parsed, max_keys)
     return {}
+
+
+def set_stage(session: Session, run: Run, stage: str) -> None:
+    """MLflow's soft delete, and its restore."""
+    run.lifecycle_stage = stage
+    run.deleted_at = utcnow() if stage == DELETED else None
+    session.flush()
+
+
+def delete_tag(session: Session, run: Run, key: str) -> None:
+    entities.check_active(run)
+    if key not in run.tags:
+        raise missing(f"No tag with name: {key} in run with id {run.id}")
+    run.tags = {k: v for k, v in run.tags.items() if k != key}
+    session.flush()

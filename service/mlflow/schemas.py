@@ -45,7 +45,7 @@ PageSize = Annotated[
 # exists in tests/test_fuzz.py, so schemathesis reaches past the 404.
 RunId = Annotated[str | None, Field(examples=["1"])]
 # One metric of log-batch: parsed by service/mlflow/metrics.py (fast, and MLflow's
-# leniency: a step left out is 0, a timestamp left out is now), documented here.
+# leniency: a step left out is 0; a timestamp is required, checked by the route), documented here.
 _METRIC_JSON = {
     "type": "object",
     "required": ["key", "value"],
@@ -75,18 +75,40 @@ class KeyValue(_Body):
 
 
 class ExperimentCreate(_Body):
-    name: str
+    name: str | None = None
+    artifact_location: str | None = None
+    tags: list[KeyValue] = []
 
 
 class ExperimentSearch(_Body):
     max_results: PageSize = 1000
     page_token: str | None = None
     filter: str | None = None
-    view_type: str | None = None
+    # The enum's name (ACTIVE_ONLY, DELETED_ONLY, ALL) or its number (1, 2, 3).
+    view_type: str | int | None = None
+    order_by: list[str] = []
+
+
+class ExperimentRef(_Body):
+    experiment_id: str | None = None
+
+
+class ExperimentUpdate(ExperimentRef):
+    new_name: str | None = None
+
+
+class ExperimentTag(ExperimentRef):
+    key: str | None = None
+    value: str = ""
+
+
+class DatasetSearch(_Body):
+    experiment_ids: list[str] = []
 
 
 class RunCreateBody(_Body):
     experiment_id: str = Field(default="0", examples=["0", "1"])
+    user_id: str | None = None
     run_name: str | None = None
     start_time: Millis | None = None
     tags: list[KeyValue] = []
@@ -108,7 +130,7 @@ class RunRef(_Body):
 class RunSearch(_Body):
     experiment_ids: list[str] = []
     filter: str | None = None
-    run_view_type: str | None = None
+    run_view_type: str | int | None = None
     max_results: PageSize = 1000
     order_by: list[str] = []
     page_token: str | None = None
@@ -129,6 +151,16 @@ class LogMetric(RunRef):
 
 class LogParam(RunRef, KeyValue):
     pass
+
+
+class TagRef(RunRef):
+    key: str | None = None
+
+
+class LogInputs(RunRef):
+    # Parsed by service/mlflow/datasets.py, MLflow's DatasetInput: {tags, dataset}.
+    datasets: list[dict[str, Any]] = []
+    models: list[dict[str, Any]] = []
 
 
 # Non-finite values go out as these strings (the contract's rule), finite ones as numbers.
@@ -185,10 +217,39 @@ class MlflowRunData(BaseModel):
     tags: list[MlflowKeyValue]
 
 
+class MlflowDataset(BaseModel):
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    schema_: str | None = Field(default=None, alias="schema")
+    profile: str | None = None
+
+
+class MlflowDatasetInput(BaseModel):
+    tags: list[MlflowKeyValue] = []
+    dataset: MlflowDataset
+
+
+class MlflowRunInputs(BaseModel):
+    dataset_inputs: list[MlflowDatasetInput] = []
+
+
 class MlflowRun(BaseModel):
     info: MlflowRunInfo
     data: MlflowRunData
-    inputs: dict[str, object] = {}
+    inputs: MlflowRunInputs = MlflowRunInputs()
+
+
+class MlflowDatasetSummary(BaseModel):
+    experiment_id: str
+    name: str
+    digest: str
+    context: str | None = None
+
+
+class MlflowDatasetSummaries(BaseModel):
+    dataset_summaries: list[MlflowDatasetSummary] = []
 
 
 class MlflowExperimentCreated(BaseModel):

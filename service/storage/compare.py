@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MIN_STEP
 from service.db import transaction
 from service.models import Run, Series
 from service.storage.metrics import read_window
@@ -47,7 +47,7 @@ def read_in_chunks(
     """A series' points in windows of about `window_points`, each read in its own short
     transaction. A window's end is found in key order (`metrics.read_window`), so
     a sparse series costs about what a dense one of as many points does."""
-    start = 0
+    start = MIN_STEP
     while True:
         with transaction(sessions, write=False) as session:
             records, end = read_window(session, series_id, start, window_points)

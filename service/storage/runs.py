@@ -37,6 +37,8 @@ class RunFilters:
     params: list[tuple[str, ParamValue]] = field(default_factory=list)
     q: str | None = None
     finding: str | None = None
+    # MLflow's lifecycle stages shown: soft-deleted runs only when asked for.
+    lifecycle: tuple[str, ...] = ("active",)
 
 
 SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
@@ -241,7 +243,7 @@ def _param_equals(dialect: str, name: str, value: ParamValue) -> ColumnElement[b
 
 
 def _filtered(statement: Select[Any], filters: RunFilters, dialect: str) -> Select[Any]:
-    conditions: list[ColumnElement[bool]] = []
+    conditions: list[ColumnElement[bool]] = [Run.lifecycle_stage.in_(filters.lifecycle)]
     if filters.project is not None:
         conditions.append(Run.project == filters.project)
     if filters.status is not None:

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from momentum.contract import Objective, Status, TrainingConfig
-from momentum.contract.metrics import MAX_STEP
+from momentum.contract.metrics import MAX_STEP, MIN_STEP
 from service.analysis.summary import summarize
 from service.entry_point_params import ParamsRefused, job_params
 from service.models import Job, Series, Sweep, SweepRung, SweepTrial, utcnow
@@ -285,7 +285,7 @@ def job_objective(session: Session, job: Job, objective: Objective) -> float | N
     )
     if series_id is None:
         return None
-    records = read_columns(session, series_id, 0, MAX_STEP)
+    records = read_columns(session, series_id, MIN_STEP, MAX_STEP)
     curve = summarize(records["step"], records["value"], objective.mode)
     picked = {"final": curve.final, "best": curve.best, "tail_mean": curve.tail_mean}
     return picked[objective.summary]
