@@ -198,7 +198,7 @@ def _unsupported(name: str) -> Any:
         )
 
     method.__name__ = method.__qualname__ = name
-    method.__doc__ = f"Accepted so that code calling it keeps running; does nothing (warns once)."
+    method.__doc__ = "Accepted so that code calling it keeps running; does nothing (warns once)."
     return method
 
 

@@ -196,7 +196,8 @@ class WandbRun:
         fresh = {
             key: value
             for key, value in explicit.items()
-            if key not in self._logged and isinstance(value, int | float)
+            if key not in self._logged
+            and isinstance(value, int | float)
             and not isinstance(value, bool)
         }
         if fresh:

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,8 @@ with SummaryWriter(log_dir={log_dir!r}) as writer:
         optimizer.step()
         writer.add_scalar("train/loss", loss, step)  # a tensor
         writer.add_scalar("train/lr", np.float32(0.05 * 0.9**step), global_step=step)
-        writer.add_scalars("weights", {{"norm": model.weight.norm().item(), "bias": model.bias.item()}}, step)
+        weights = {{"norm": model.weight.norm().item(), "bias": model.bias.item()}}
+        writer.add_scalars("weights", weights, step)
         writer.add_histogram("weights/hist", model.weight, step)  # not carried: warns once
     writer.add_scalar("final", 1.5)  # no step: TensorBoard writes step 0
     writer.add_hparams({{"lr": 0.05, "momentum": 0.9}}, {{"hparam/final_loss": loss.item()}})
@@ -169,8 +169,10 @@ def test_a_wandb_script_logs_by_wandbs_step_rules(database_url: str, tmp_path: P
         done = run_script(WANDB_SCRIPT.replace("{exit_code}", str(exit_code)), tmp_path, url)
         with httpx.Client(base_url=f"{url}/api/v1", timeout=30) as api:
             run = the_run(api, "wb")
-            got = {key: [(s, v) for s, v, _ in points] for key, points in
-                   service_series(api, run["id"]).items()}
+            got = {
+                key: [(s, v) for s, v, _ in points]
+                for key, points in service_series(api, run["id"]).items()
+            }
             params = {"param": ["momentum:0.9", "batch_size:32"], "project": "wandb-style"}
             filtered = api.get("/runs", params=params).json()["items"]
     assert "less than the current step" in done.stderr
@@ -181,6 +183,7 @@ def test_a_wandb_script_logs_by_wandbs_step_rules(database_url: str, tmp_path: P
         "loss": [(0, 1.0), (1, pytest.approx(0.9)), (2, 0.8), (10, 0.7), (11, 0.6)],
         "acc": [(2, 0.5), (10, 0.6)],
         "eval.loss": [(10, 0.75)],
+        "best_loss": [(11, 0.6)],  # a summary number never logged: a point at the last step
     }
     assert run["tags"] == {"summary.best_loss": "0.6", "summary.note": "ok"}
 
