@@ -65,7 +65,8 @@ def init(
     **_ignored: Any,
 ) -> WandbRun:
     """Start a run (W&B's other arguments, `entity`, `notes`, `mode`…, are accepted and
-    ignored). `id` makes the run idempotent: the same id continues the same run. A second
+    ignored). `id` makes the run idempotent: the same id continues the same run, and with
+    `resume` its steps go on after the last one logged. A second
     `init` returns the active run, unless `reinit` asks for a new one (W&B's default in
     a script)."""
     global run
@@ -85,6 +86,7 @@ def init(
         tags=labels,
         config=globals()["config"],
         summary=summary,
+        resume=resume and id is not None,
     )
     close_at_exit(_finish_at_exit)
     return run

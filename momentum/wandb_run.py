@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import httpx
+
 from momentum.adapters import param, scalar, warn_once
+from momentum.client.http import MomentumAPIError
 from momentum.client.run import Run
 from momentum.contract import Status
 
+log = logging.getLogger("momentum.client")
 SUMMARY_TAG = "summary."
 MAX_TAG_TEXT = 1000
 
@@ -123,6 +128,7 @@ class WandbRun:
         tags: dict[str, str],
         config: Config,
         summary: Summary,
+        resume: bool | str | None = None,
     ) -> None:
         self.id, self.project, self.config, self.summary = run_id, project, config, summary
         self._name, self._tags = name, tags
@@ -134,6 +140,19 @@ class WandbRun:
         )
         self.run.start()
         config.bind(self.run)
+        if resume:
+            self._step = self._resumed_step()
+
+    def _resumed_step(self, timeout: float = 30.0) -> int:
+        """W&B goes on after a resumed run's last step; 0 for a new run, or when the
+        service cannot say (the points then wait in the spool as usual)."""
+        try:
+            run_id = self.run.wait_for_id(timeout)
+            last = self.run.client.get_run(run_id).last_step if run_id is not None else None
+        except (httpx.HTTPError, MomentumAPIError) as error:
+            log.warning("momentum.wandb: could not read the resumed run's last step: %s", error)
+            return 0
+        return 0 if last is None else last + 1
 
     @property
     def name(self) -> str | None:

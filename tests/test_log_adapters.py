@@ -57,7 +57,8 @@ WANDB_SCRIPT = """
 import torch
 import momentum.wandb as wandb
 
-run = wandb.init(project="wandb-style", name="wb", config={"lr": 0.05, "momentum": 0.9})
+config = {"lr": 0.05, "momentum": 0.9}
+run = wandb.init(project="wandb-style", name="wb", config=config, id="wb-1", tags=["base"])
 wandb.config.batch_size = 32
 wandb.config["seed"] = 7
 wandb.log({"loss": 1.0})                       # step 0
@@ -76,6 +77,14 @@ run.summary["note"] = "ok"
 assert run.step == 12 and run.config.lr == 0.05 and wandb.config["batch_size"] == 32
 wandb.finish(exit_code={exit_code})
 """
+
+WANDB_RESUMED = """
+import momentum.wandb as wandb
+
+run = wandb.init(project="wandb-style", id="wb-1", resume="allow")
+assert run.step == 12, run.step
+wandb.log({"loss": 0.5})
+"""  # no finish: W&B finishes a run the script left open, as succeeded
 
 
 def run_script(source: str, directory: Path, server: str) -> subprocess.CompletedProcess[str]:
@@ -168,6 +177,8 @@ def test_a_wandb_script_logs_by_wandbs_step_rules(database_url: str, tmp_path: P
     with live_server({"MOMENTUM_DATABASE_URL": database_url}, timeout=120) as url:
         done = run_script(WANDB_SCRIPT.replace("{exit_code}", str(exit_code)), tmp_path, url)
         with httpx.Client(base_url=f"{url}/api/v1", timeout=30) as api:
+            first = the_run(api, "wb")
+            run_script(WANDB_RESUMED, tmp_path, url)
             run = the_run(api, "wb")
             got = {
                 key: [(s, v) for s, v, _ in points]
@@ -176,16 +187,17 @@ def test_a_wandb_script_logs_by_wandbs_step_rules(database_url: str, tmp_path: P
             params = {"param": ["momentum:0.9", "batch_size:32"], "project": "wandb-style"}
             filtered = api.get("/runs", params=params).json()["items"]
     assert "less than the current step" in done.stderr
-    assert run["status"] == ("failed" if exit_code else "succeeded")
+    assert first["status"] == ("failed" if exit_code else "succeeded")
+    assert run["status"] == "succeeded"  # the resumed script ended cleanly
     assert run["params"] == {"lr": 0.05, "momentum": 0.9, "batch_size": 32, "seed": 7}
     assert [r["id"] for r in filtered] == [run["id"]]
     assert got == {
-        "loss": [(0, 1.0), (1, pytest.approx(0.9)), (2, 0.8), (10, 0.7), (11, 0.6)],
+        "loss": [(0, 1.0), (1, pytest.approx(0.9)), (2, 0.8), (10, 0.7), (11, 0.6), (12, 0.5)],
         "acc": [(2, 0.5), (10, 0.6)],
         "eval.loss": [(10, 0.75)],
         "best_loss": [(11, 0.6)],  # a summary number never logged: a point at the last step
     }
-    assert run["tags"] == {"summary.best_loss": "0.6", "summary.note": "ok"}
+    assert first["tags"] == {"base": "", "summary.best_loss": "0.6", "summary.note": "ok"}
 
 
 def test_run_names_follow_tensorboard() -> None:
