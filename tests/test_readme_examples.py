@@ -27,6 +27,8 @@ EXAMPLES = [
     ("numpy-momentum", 200, set()),
     ("keras-digits", 3 * 23, {"val_loss", "val_accuracy"}),  # 1437 train rows / 64 per batch
     ("torch-sgd-momentum", 200, set()),
+    ("torch-tensorboard", 200, set()),  # only the import changed: momentum.tensorboard
+    ("torch-wandb", 200, set()),  # only the import changed: momentum.wandb
 ]
 
 
@@ -105,7 +107,7 @@ def server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield url
 
 
-def test_there_are_three_examples() -> None:
+def test_every_example_is_listed() -> None:
     assert len(python_blocks(section("## Log from your own code"))) == len(EXAMPLES)
 
 
@@ -127,6 +129,7 @@ def test_readme_example_logs_every_step(server: str, tmp_path: Path, index: int)
             r for r in api.get("/runs", params={"q": name}).json()["items"] if r["name"] == name
         ]
         assert run["status"] == "succeeded"
+        assert run["params"]["momentum"] == 0.9  # filterable, from each tool's own params
         loss = api.get(f"/runs/{run['id']}/metrics/loss").json()
         assert loss["steps"] == list(range(steps))
         assert loss["values"][-1] < 0.5 * loss["values"][0]  # it trained

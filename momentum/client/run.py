@@ -141,6 +141,15 @@ class Run:
             return True  # not started, or finished: nothing more can be logged
         return self.reporter.flush(self.options.close_timeout if timeout is None else timeout)
 
+    def log_at(self, step: int, wall_time: float, values: Mapping[str, Any]) -> None:
+        """`log`, with the wall time the values were measured at (seconds since the epoch),
+        for adapters whose callers pass one (TensorBoard's `walltime`)."""
+        queue = self._queue
+        queue.append((step, wall_time, dict(values)))
+        if len(queue) >= self._wake_at:
+            assert self.reporter is not None
+            self.reporter.nudge()
+
     def update(self, **fields: Any) -> None:
         """Change the run (name, diverged, params, tags), in order with the values logged."""
         body = _update_body(**fields)
