@@ -167,10 +167,12 @@ def fail(session: Session, job_id: int, body: JobFail) -> Job:
 
 
 def _sweep_slot_freed(session: Session, job: Job) -> None:
-    """A sweep's job ended: settle its trial and queue the next, in this transaction."""
+    """A sweep's job ended: settle its trial and queue the next, in this transaction.
+    It waits for the sweep's lock (a claim topping up at this moment counted this job
+    as running), so the slot it frees is filled now, not at some later claim."""
     if job.sweep_id is None:
         return
-    sweep = search_store.locked_sweep(session, job.sweep_id, skip_locked=True)
+    sweep = search_store.locked_sweep(session, job.sweep_id)
     if sweep is not None:
         search_store.top_up(session, sweep)
 
