@@ -34,6 +34,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,22 @@ def batches(steps: int, speed: float) -> list[bytes]:
     return out
 
 
-def make_runs(http: httpx.Client, base_url: str, count: int, steps: int) -> list[int]:
+def make_runs(
+    http: httpx.Client,
+    base_url: str,
+    count: int,
+    steps: int,
+    encode: Callable[[int, float], list[bytes]] = batches,
+) -> list[int]:
+    """`count` runs of `steps` steps as `encode` makes them, momentum cycling MOMENTA."""
+    bodies = {m: encode(steps, 1 + 10 * m) for m in MOMENTA}
     ids = []
     for index in range(count):
         momentum = MOMENTA[index % len(MOMENTA)]
         params = {"optimizer": "momentum", "momentum": momentum, "seed": index // len(MOMENTA)}
         body = {"name": f"bench-{index}", "params": params}
         run_id = int(http.post("/api/v1/runs", json=body).raise_for_status().json()["id"])
-        send_all(base_url, run_id, batches(steps, speed=1 + 10 * momentum))
+        send_all(base_url, run_id, bodies[momentum])
         ids.append(run_id)
     return ids
 
@@ -214,20 +223,6 @@ def loss_batches(steps: int, speed: float) -> list[bytes]:
     return out
 
 
-def make_loss_runs(http: httpx.Client, base_url: str, count: int, steps: int) -> list[int]:
-    """`count` runs of `steps` loss points, momentum cycling through MOMENTA."""
-    bodies = {m: loss_batches(steps, speed=1 + 10 * m) for m in MOMENTA}
-    ids = []
-    for index in range(count):
-        momentum = MOMENTA[index % len(MOMENTA)]
-        params = {"optimizer": "momentum", "momentum": momentum, "seed": index // len(MOMENTA)}
-        body = {"name": f"many-{index}", "params": params}
-        run_id = int(http.post("/api/v1/runs", json=body).raise_for_status().json()["id"])
-        send_all(base_url, run_id, bodies[momentum])
-        ids.append(run_id)
-    return ids
-
-
 def timed_or_refused(
     http: httpx.Client, path: str, params: dict[str, object], repeat: int
 ) -> tuple[list[float], int] | str:
@@ -271,8 +266,8 @@ def measure_many(args: argparse.Namespace, database_url: str, data_dir: Path) ->
         httpx.Client(base_url=base_url, timeout=300) as http,
     ):
         started = time.perf_counter()
-        many = make_loss_runs(http, base_url, args.runs, args.steps)
-        sweep = make_loss_runs(http, base_url, args.sweep_runs, 2_000)
+        many = make_runs(http, base_url, args.runs, args.steps, loss_batches)
+        sweep = make_runs(http, base_url, args.sweep_runs, 2_000, loss_batches)
         loading_s = time.perf_counter() - started
         results = [
             (label, timed_or_refused(http, f"/api/v1{path}", params, args.repeat))

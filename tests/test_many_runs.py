@@ -74,5 +74,8 @@ def test_a_256_run_sweep_compares_through_the_real_server(
     sqlite_template: Path, tmp_path: Path
 ) -> None:
     """The defaults: MOMENTUM_MAX_GRID_SIZE 256, MOMENTUM_MAX_COMPARE_RUNS 100."""
-    with sqlite_server(sqlite_template, tmp_path) as url, httpx.Client(base_url=url) as api:
+    with (
+        sqlite_server(sqlite_template, tmp_path) as url,
+        httpx.Client(base_url=url, timeout=60) as api,
+    ):
         _check_the_whole_sweep_compares(api, _grid(16, 16), compare_runs=100)

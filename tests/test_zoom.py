@@ -124,7 +124,7 @@ def _expect(client: TestClient, run_id: int, model: dict[int, Point], **query: A
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     batches=_history_of_batches(),
