@@ -23,6 +23,8 @@ TOKENS = {"token": "full-secret", "worker_token": "worker-secret", "read_token":
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
 # Every route outside /api/v1, all open by the contract: docs, ops, the dashboard.
 OPEN_ROUTES = OPEN_PATHS | {"/docs/oauth2-redirect", "/redoc", "/", "/vendor/plotly.min.js"}
+# The dashboard's larger Plotly.js bundles, loaded only by the views that draw with them.
+OPEN_ROUTES |= {"/vendor/plotly-cartesian.min.js", "/vendor/plotly-strict.min.js"}
 OPEN_ROUTES |= {"/health", "/version"}  # as MLflow's server answers them
 # MLflow's tracking API (service/api/mlflow.py): the same tokens and roles, MLflow's error shape.
 MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
