@@ -21,6 +21,17 @@ class Settings(BaseSettings):
         "Default: SQLite file momentum.sqlite3 in data_dir.",
     )
 
+    artifact_root: Path | None = Field(
+        default=None,
+        description="Where run artifacts (MLflow's log_artifact...) are kept, a folder per "
+        "run. Default: data_dir/artifacts.",
+    )
+    max_artifact_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1024,
+        description="Larger artifact files (one upload) get 413.",
+    )
+
     token: SecretStr | None = Field(default=None, description="Full access.")
     worker_token: SecretStr | None = Field(
         default=None, description="Worker protocol, run creation, metric ingest, reads."
@@ -136,6 +147,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'momentum.sqlite3').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return (self.artifact_root or self.data_dir / "artifacts").resolve()
 
     @property
     def is_sqlite(self) -> bool:

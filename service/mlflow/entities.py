@@ -160,6 +160,13 @@ def create_experiment(session: Session, name: str) -> Experiment:
     return experiment
 
 
+def artifact_uri(experiment_id: str, run_id: int) -> str:
+    """Where MLflow's client sends a run's artifacts: the proxied artifact API of the
+    service it tracks to (service/api/mlflow/artifacts.py); the files live in the run's
+    folder whatever the experiment (a run outside any experiment shows experiment 0)."""
+    return f"mlflow-artifacts:/{experiment_id or DEFAULT_EXPERIMENT_ID}/{run_id}/artifacts"
+
+
 def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "run_id": str(run.id),
@@ -169,7 +176,7 @@ def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
         "user_id": run.tags.get("mlflow.user", ""),
         "status": STATUS_TO_MLFLOW[run.status],
         "start_time": to_ms(run.started_at or run.created_at),
-        "artifact_uri": "",
+        "artifact_uri": artifact_uri(experiment_id, run.id),
         "lifecycle_stage": "active",
     }
     if run.ended_at is not None:
