@@ -1,6 +1,7 @@
 // Compare view: each key's curves of the selected runs overlaid, smoothing, log scale,
 // zoom that re-fetches its range at full resolution, and the summary table.
 import { get } from "./api.js";
+import { drawArtifacts } from "./artifacts.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
 import { plotly } from "./plotly.js";
 import * as url from "./url.js";
@@ -72,7 +73,7 @@ export async function show() {
   keys = asked ?? defaultKeys(available);
   renderKeyChoices(available);
   renderSummaryChoices(available);
-  await Promise.all([charted ?? drawCharts(), drawSummary()]);
+  await Promise.all([charted ?? drawCharts(), drawSummary(), drawArtifacts(runs)]);
 }
 
 async function availableKeys(ids, after) {
