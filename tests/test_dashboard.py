@@ -47,7 +47,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
     database = folder / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
     env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}", "MOMENTUM_DATA_DIR": str(folder)}
-    with live_server(env) as url:
+    with live_server(env, timeout=120) as url:
         yield url
 
 
@@ -423,7 +423,7 @@ def test_the_page_asks_for_the_token_once_per_browser_session(
     database = tmp_path / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
     env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}", "MOMENTUM_TOKEN": "s3cret"}
-    with live_server(env) as url:
+    with live_server(env, timeout=120) as url:
         headers = {"Authorization": "Bearer s3cret"}
         httpx.post(f"{url}{API}/runs", json={"name": "guarded-run"}, headers=headers)
         context = browser.new_context()
