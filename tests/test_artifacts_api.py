@@ -97,3 +97,13 @@ def test_mlflow_upload_get_list_and_delete(api: TestClient) -> None:  # noqa: F8
     assert nowhere.status_code == 404 and nowhere.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     shapeless = api.put(f"{PROXIED}/a.txt", content=b"x", headers=FULL)
     assert shapeless.status_code == 400
+
+
+def test_an_artifact_may_pass_the_small_body_limit(api: TestClient, settings: Settings) -> None:  # noqa: F811
+    """Uploads have their own limit (MOMENTUM_MAX_ARTIFACT_BYTES), not the 1 MiB of other
+    routes' bodies; the file arrives whole, byte for byte."""
+    experiment, run = _mlflow_run(api)
+    body = bytes(range(256)) * (8 * 1024)  # 2 MiB
+    _ok(api.put(f"{PROXIED}/{experiment}/{run}/artifacts/big.bin", content=body, headers=FULL))
+    assert (settings.artifacts_dir / run / "big.bin").read_bytes() == body
+    assert api.get(f"{PROXIED}/{experiment}/{run}/artifacts/big.bin", headers=FULL).content == body
