@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 import momentum
 from momentum.contract import ErrorResponse, PointBatch
 from service import diagnosis, events
+from service.api import artifacts as run_artifacts
 from service.api import (
     compare,
     dashboard,
@@ -65,6 +66,7 @@ def _api_router() -> APIRouter:
         responses={status: {"model": ErrorResponse} for status in API_ERROR_STATUSES},
     )
     api.include_router(runs.router)
+    api.include_router(run_artifacts.router)
     api.include_router(metrics.router)
     api.include_router(diagnosis_api.router)
     api.include_router(workers.jobs_router)  # before jobs: /jobs/claim is no job id
@@ -194,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document_raw_bodies(app)
     assert_every_api_route_guarded(app, API_PREFIX)
     assert_every_api_route_guarded(app, mlflow_api.MLFLOW_PREFIX)
+    assert_every_api_route_guarded(app, "/get-artifact")
     _add_middleware(app, settings)
     return app
 
@@ -213,6 +216,11 @@ def _include_routes(app: FastAPI) -> None:
         dependencies=schema,
         include_in_schema=False,
     )
+    artifacts = mlflow_api.artifacts_router
+    app.include_router(artifacts, prefix=mlflow_api.ARTIFACTS_PREFIX, dependencies=schema)
+    ajax = mlflow_api.AJAX_ARTIFACTS_PREFIX
+    app.include_router(artifacts, prefix=ajax, dependencies=schema, include_in_schema=False)
+    app.include_router(mlflow_api.root_router, dependencies=schema)
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
@@ -221,6 +229,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         BodyLimits,
         max_bytes=settings.max_body_bytes,
         max_small_bytes=settings.max_small_body_bytes,
+        max_artifact_bytes=settings.max_artifact_bytes,
         timeout_s=settings.body_timeout_s,
         deadline_s=settings.body_deadline_s,
     )

@@ -27,6 +27,7 @@ On MLflow's routes both answers come in MLflow's shape, `{"error_code", "message
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable
@@ -43,6 +44,19 @@ INGEST_PATHS = (
     re.compile(r"/api/v1/runs/[^/]+/metrics"),
     re.compile(r"/(?:ajax-)?api/2\.0/mlflow/runs/log-batch"),
 )
+
+# Artifact uploads (one file each, streamed to disk): MOMENTUM_MAX_ARTIFACT_BYTES, and no
+# whole-body deadline (a checkpoint of a GiB takes what the link takes), only the stall
+# timeout.
+ARTIFACT_UPLOADS = (
+    ("PUT", re.compile(r"/(?:ajax-)?api/2\.0/mlflow-artifacts/artifacts/.*")),
+    ("POST", re.compile(r"/(?:ajax-)?api/2\.0/mlflow/upload-artifact")),
+)
+
+
+def is_artifact_upload(scope: Scope) -> bool:
+    method, path = scope["method"], scope["path"]
+    return any(method == m and pattern.fullmatch(path) for m, pattern in ARTIFACT_UPLOADS)
 
 
 def is_ingest(scope: Scope) -> bool:
@@ -69,14 +83,18 @@ class BodyLimits:
         max_small_bytes: int,
         timeout_s: float,
         deadline_s: float,
+        max_artifact_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_artifact_bytes = max_artifact_bytes or max_bytes
         self.max_small_bytes = min(max_small_bytes, max_bytes)
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
 
     def _limit(self, scope: Scope) -> tuple[int, str]:
+        if is_artifact_upload(scope):
+            return self.max_artifact_bytes, "MOMENTUM_MAX_ARTIFACT_BYTES"
         if is_ingest(scope):
             return self.max_bytes, "MOMENTUM_MAX_BODY_BYTES"
         return self.max_small_bytes, "MOMENTUM_MAX_SMALL_BODY_BYTES"
@@ -113,7 +131,8 @@ class _BodyWatch:
     ) -> None:
         self.limits, self.scope, self._receive, self._send = limits, scope, receive, send
         self.limit, self.setting = limit, setting
-        self.deadline = time.monotonic() + limits.deadline_s
+        endless = is_artifact_upload(scope)
+        self.deadline = math.inf if endless else time.monotonic() + limits.deadline_s
         self.received = 0
         self.complete = False  # the last part of the body has arrived
         self.rejected = self.started = False

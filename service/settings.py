@@ -21,6 +21,17 @@ class Settings(BaseSettings):
         "Default: SQLite file momentum.sqlite3 in data_dir.",
     )
 
+    artifact_root: Path | None = Field(
+        default=None,
+        description="Where run artifacts (MLflow's log_artifact...) are kept, a folder per "
+        "run. Default: data_dir/artifacts.",
+    )
+    max_artifact_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1024,
+        description="Larger artifact files (one upload) get 413.",
+    )
+
     token: SecretStr | None = Field(default=None, description="Full access.")
     worker_token: SecretStr | None = Field(
         default=None, description="Worker protocol, run creation, metric ingest, reads."
@@ -151,6 +162,10 @@ class Settings(BaseSettings):
         """Run ids one comparison may name: max_compare_runs, or a whole sweep when
         max_grid_size is larger (a sweep's runs compare together)."""
         return max(self.max_compare_runs, self.max_grid_size)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return (self.artifact_root or self.data_dir / "artifacts").resolve()
 
     @property
     def is_sqlite(self) -> bool:

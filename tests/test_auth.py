@@ -28,7 +28,14 @@ OPEN_ROUTES |= {"/vendor/plotly-cartesian.min.js", "/vendor/plotly-strict.min.js
 OPEN_ROUTES |= {"/health", "/version"}  # as MLflow's server answers them
 # MLflow's tracking API (service/api/mlflow.py): the same tokens and roles, MLflow's error shape.
 MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
-MLFLOW_READS_BY_POST = ("/experiments/search", "/runs/search", "/experiments/search-datasets")
+# MLflow's artifact routes (service/api/mlflow/artifacts.py): the same tokens and shape.
+ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
+MLFLOW_READS_BY_POST = (
+    "/experiments/search",
+    "/runs/search",
+    "/experiments/search-datasets",
+    "/logged-models/search",
+)
 FORGED_RUN_TOKEN = "mmr.1." + "A" * 43  # the shape of a run token, of no job
 STATIC_DIR = Path(__file__).resolve().parent.parent / "service" / "static"
 
@@ -61,6 +68,13 @@ RUN_TOKEN_WRITES = {
             "delete-tag",
             "log-inputs",
         )
+    ),
+    # The run is named in the query or the artifact path: the route checks it.
+    *(("POST", f"{prefix}upload-artifact") for prefix in MLFLOW_PREFIXES),
+    *(
+        (method, f"{prefix}artifacts/{{artifact_path:path}}")
+        for prefix in ARTIFACT_PREFIXES
+        for method in ("PUT", "DELETE")
     ),
 }
 
@@ -147,7 +161,7 @@ def test_run_token_reads_and_writes_only_its_own_run(guarded: TestClient, run_to
     operations = [
         (method, path)
         for method, path in routes(guarded)
-        if path.startswith(("/api/v1", *MLFLOW_PREFIXES))
+        if path.startswith(("/api/v1", *MLFLOW_PREFIXES, *ARTIFACT_PREFIXES, "/get-artifact"))
     ]
     assert RUN_TOKEN_WRITES <= set(operations), RUN_TOKEN_WRITES - set(operations)
     for method, template in operations:
@@ -181,8 +195,10 @@ def test_worker_token_ingests_but_cannot_delete(guarded: TestClient) -> None:
 
 
 def mlflow_operations(client: TestClient) -> list[tuple[str, str]]:
-    """Every MLflow route, under /api/2.0/mlflow and /ajax-api/2.0/mlflow."""
-    operations = [(m, p) for m, p in routes(client) if p.startswith(MLFLOW_PREFIXES)]
+    """Every MLflow route, under /api/2.0/mlflow and /ajax-api/2.0/mlflow, the artifact
+    prefixes and /get-artifact."""
+    prefixes = (*MLFLOW_PREFIXES, *ARTIFACT_PREFIXES, "/get-artifact")
+    operations = [(m, p) for m, p in routes(client) if p.startswith(prefixes)]
     assert len(operations) >= 2 * 15
     # tests/test_fuzz.py fuzzes the /api/2.0 copies from the schema: none may hide.
     documented = client.app.openapi()["paths"]  # type: ignore[attr-defined]
@@ -333,7 +349,9 @@ def test_open_routes_stay_open(guarded: TestClient) -> None:
     for path in OPEN_PATHS:
         assert guarded.get(path).status_code == 200, path
     outside_api = {
-        path for _, path in routes(guarded) if not path.startswith(("/api/v1", *MLFLOW_PREFIXES))
+        path
+        for _, path in routes(guarded)
+        if not path.startswith(("/api/v1", *MLFLOW_PREFIXES, *ARTIFACT_PREFIXES, "/get-artifact"))
     }
     # A new route outside /api/v1 gets no token check: it must be meant to be open.
     assert outside_api <= OPEN_ROUTES, outside_api - OPEN_ROUTES

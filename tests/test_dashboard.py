@@ -43,9 +43,11 @@ EVIL_LINKS = """() => [...document.querySelectorAll("a")].filter((a) =>
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[str]:
-    database = tmp_path_factory.mktemp("dashboard") / "momentum.sqlite3"
+    folder = tmp_path_factory.mktemp("dashboard")
+    database = folder / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
-    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}, timeout=120) as url:
+    env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}", "MOMENTUM_DATA_DIR": str(folder)}
+    with live_server(env, timeout=120) as url:
         yield url
 
 
@@ -430,7 +432,7 @@ def test_the_page_asks_for_the_token_once_per_browser_session(
     database = tmp_path / "momentum.sqlite3"
     shutil.copyfile(sqlite_template, database)
     env = {"MOMENTUM_DATABASE_URL": f"sqlite:///{database}", "MOMENTUM_TOKEN": "s3cret"}
-    with live_server(env) as url:
+    with live_server(env, timeout=120) as url:
         headers = {"Authorization": "Bearer s3cret"}
         httpx.post(f"{url}{API}/runs", json={"name": "guarded-run"}, headers=headers)
         context = browser.new_context()
@@ -622,3 +624,32 @@ def test_a_ringing_run_shows_a_badge_and_a_marked_region_with_its_message(
     assert shape["type"] == "rect" and shape["x0"] == 0 and shape["x1"] > 1500
     message = page.locator(".findings li.finding-oscillation").inner_text()
     assert "loss oscillates with a period of about" in message
+
+
+# A 2×2 PNG (red, green / blue, white), as MLflow's log_image would upload it.
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000002000000020802000000fdd49a73"
+    "0000001249444154789c63f8cfc0c000c20cff8100001fee05fb0bd9688b"
+    "0000000049454e44ae426082"
+)
+
+
+def test_a_runs_artifacts_are_listed_and_its_images_shown(service: str, opened: Opened) -> None:
+    run_id = make_run(service, "with-artifacts")
+    base = f"{service}/api/2.0/mlflow-artifacts/artifacts/0/{run_id}/artifacts"
+    for path, body in (("plots/tiny.png", TINY_PNG), ("config.json", b'{"lr": 0.1}')):
+        assert httpx.put(f"{base}/{path}", content=body).status_code == 200
+    page = opened.page
+    page.goto(f"{service}/?view=compare&runs={run_id}")
+    section = page.locator(f"#artifacts .run-artifacts[data-run-id='{run_id}']")
+    section.wait_for()
+    paths = section.locator("li").evaluate_all("items => items.map((i) => i.dataset.path)")
+    assert paths == ["config.json", "plots/tiny.png"]
+    wait_for_function(
+        page,
+        """() => { const img = document.querySelector("#artifacts img.artifact-image");
+                   return img && img.complete && img.naturalWidth === 2; }""",
+    )
+    source = page.locator("#artifacts img.artifact-image").get_attribute("src")
+    assert source is not None and source.startswith("blob:")
+    assert section.locator("li[data-path='config.json'] a[download]").count() == 1

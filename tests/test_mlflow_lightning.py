@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 lightning = pytest.importorskip("lightning")
 torch = pytest.importorskip("torch")
 
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import MLFlowLogger  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.tracking._tracking_service import utils as tracking_utils  # noqa: E402
 
 from tests.support import live_server  # noqa: E402
 
@@ -31,7 +35,7 @@ class _Regression(lightning.LightningModule):  # type: ignore[misc]
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_lightning_mlflow_logger_logs_to_the_service(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     torch.manual_seed(0)
@@ -39,13 +43,17 @@ def test_lightning_mlflow_logger_logs_to_the_service(
     data = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8
     )
-    with live_server({"MOMENTUM_DATABASE_URL": database_url}) as url:
-        logger = MLFlowLogger(experiment_name="lightning", tracking_uri=url, log_model=False)
+    tracking_utils._artifact_repos_cache.clear()  # run ids repeat across tests' databases
+    env = {"MOMENTUM_DATABASE_URL": database_url, "MOMENTUM_ARTIFACT_ROOT": str(tmp_path / "a")}
+    with live_server(env, timeout=120) as url:
+        # log_model=True: the checkpoint goes up as an artifact when training ends.
+        logger = MLFlowLogger(experiment_name="lightning", tracking_uri=url, log_model=True)
+        checkpoint = ModelCheckpoint(dirpath=tmp_path / "checkpoints")
         trainer = lightning.Trainer(
             max_epochs=2,
             logger=logger,
             log_every_n_steps=1,
-            enable_checkpointing=False,
+            callbacks=[checkpoint],
             enable_progress_bar=False,
             enable_model_summary=False,
             accelerator="cpu",
@@ -56,3 +64,9 @@ def test_lightning_mlflow_logger_logs_to_the_service(
         assert history[-1].value < history[0].value
         run = MlflowClient(url).get_run(logger.run_id)
         assert run.data.params["momentum"] == "0.9" and run.info.status == "FINISHED"
+        [folder] = MlflowClient(url).list_artifacts(logger.run_id)  # the checkpoint's stem
+        inside = MlflowClient(url).list_artifacts(logger.run_id, folder.path)
+        [saved] = [f for f in inside if f.path.endswith(".ckpt")]
+        assert saved.file_size and saved.file_size > 0
+        stored = tmp_path / "a" / logger.run_id / saved.path
+        assert stored.read_bytes() == Path(checkpoint.best_model_path).read_bytes()

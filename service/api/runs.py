@@ -20,8 +20,9 @@ from momentum.contract import (
 from momentum.contract.common import NO_NUL
 from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
+from service.artifacts import ArtifactStore
 from service.auth import Caller, CallerDep, Role, Scope, requires
-from service.deps import PageDep, SessionDep, WriteSessionDep
+from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
 from service.domain_errors import Forbidden, NotFound
 from service.errors import invalid_field, unprocessable
 from service.models import MAX_ROW_ID, Run
@@ -213,10 +214,13 @@ def update_run(
 
 
 @router.delete("/{run_id}", status_code=204, dependencies=[requires(Scope.admin)])
-def delete_run(run_id: RunId, session: WriteSessionDep) -> Response:
-    """Delete a run with all its series and points."""
+def delete_run(run_id: RunId, session: WriteSessionDep, settings: SettingsDep) -> Response:
+    """Delete a run with all its series, points and artifacts."""
     session.delete(load_run(session, run_id))
     session.flush()
+    # Committed first: the files go only once the run is gone for good.
+    session.commit()
+    ArtifactStore(settings.artifacts_dir, settings.max_artifact_bytes).remove_run(run_id)
     return Response(status_code=204)
 
 

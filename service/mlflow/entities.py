@@ -100,6 +100,13 @@ def experiment_ids_by_project(session: Session, projects: set[str]) -> dict[str,
     return {project: str(ident) for project, ident in session.execute(statement)}
 
 
+def artifact_uri(experiment_id: str, run_id: int) -> str:
+    """Where MLflow's client sends a run's artifacts: the proxied artifact API of the
+    service it tracks to (service/api/mlflow/artifacts.py); the files live in the run's
+    folder whatever the experiment (a run outside any experiment shows experiment 0)."""
+    return f"mlflow-artifacts:/{experiment_id or DEFAULT_EXPERIMENT_ID}/{run_id}/artifacts"
+
+
 def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "run_id": str(run.id),
@@ -109,7 +116,7 @@ def run_info(run: Run, experiment_id: str) -> dict[str, Any]:
         "user_id": run.user_id or run.tags.get("mlflow.user", ""),
         "status": STATUS_TO_MLFLOW[run.status],
         "start_time": to_ms(run.started_at or run.created_at),
-        "artifact_uri": "",
+        "artifact_uri": artifact_uri(experiment_id, run.id),
         "lifecycle_stage": run.lifecycle_stage,
     }
     if run.ended_at is not None:

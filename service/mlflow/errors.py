@@ -36,6 +36,8 @@ MLFLOW_PREFIXES = (
     "/ajax-api/2.0/gateway/",
     "/graphql",
     "/ajax-api/graphql",
+    # The web UI's download route (service/api/mlflow/artifacts.py).
+    "/get-artifact",
 )
 _CODES = {
     400: "INVALID_PARAMETER_VALUE",

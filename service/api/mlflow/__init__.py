@@ -12,15 +12,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from service.api.mlflow import experiments, metrics, runs
+from service.api.mlflow import artifacts, experiments, metrics, runs
 from service.mlflow.errors import ERROR_RESPONSES, MlflowError
 
 MLFLOW_PREFIX = "/api/2.0/mlflow"
 AJAX_PREFIX = "/ajax-api/2.0/mlflow"
 # The MLflow release whose tracking API this one follows (GET /version answers it).
 MLFLOW_VERSION = "3.17.0"
+ARTIFACTS_PREFIX = "/api/2.0/mlflow-artifacts"
+AJAX_ARTIFACTS_PREFIX = "/ajax-api/2.0/mlflow-artifacts"
 router = APIRouter(tags=["mlflow"], responses=ERROR_RESPONSES)
-for _resource in (experiments, runs, metrics):
+for _resource in (experiments, runs, metrics, artifacts):
     router.include_router(_resource.router)
 server_router = APIRouter(tags=["mlflow"])
 
@@ -37,4 +39,20 @@ def mlflow_version() -> str:
     return MLFLOW_VERSION
 
 
-__all__ = ["AJAX_PREFIX", "MLFLOW_PREFIX", "MlflowError", "router", "server_router"]
+# MLflow's proxied artifact API, its own prefix; /get-artifact, at the root.
+artifacts_router = APIRouter(tags=["mlflow"], responses=ERROR_RESPONSES)
+artifacts_router.include_router(artifacts.proxied_router)
+root_router = APIRouter(tags=["mlflow"], responses=ERROR_RESPONSES)
+root_router.include_router(artifacts.root_router)
+
+__all__ = [
+    "AJAX_ARTIFACTS_PREFIX",
+    "AJAX_PREFIX",
+    "ARTIFACTS_PREFIX",
+    "MLFLOW_PREFIX",
+    "MlflowError",
+    "artifacts_router",
+    "root_router",
+    "router",
+    "server_router",
+]

@@ -2,6 +2,7 @@
 // zoom that re-fetches its range at full resolution, and the summary table.
 import { get } from "./api.js";
 import { colourBarTrace, mergeByValue, runStyles, tracesFor } from "./curves.js";
+import { drawArtifacts } from "./artifacts.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
 import { findingList, findingsFor, marks } from "./findings.js";
 import { commonText, paramLabel, paramsOf, valueText } from "./params.js";
@@ -81,7 +82,7 @@ export async function show() {
   keys = asked ?? defaultKeys(available);
   renderKeyChoices(available);
   renderSummaryChoices(available);
-  await Promise.all([charted ?? drawCharts(), drawSummary()]);
+  await Promise.all([charted ?? drawCharts(), drawSummary(), drawArtifacts(runs)]);
 }
 
 // Every key the runs logged: each run's `latest` has one value per key.
