@@ -33,7 +33,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+JsonDocument: JSON = JSON().with_variant(JSONB(), "postgresql")
 # The indexed copy of params["optimizer"]; a longer name stays in params only.
 OPTIMIZER_LENGTH = 64
 # The largest id a row can have: ids are INTEGER (32-bit signed) columns.
@@ -94,46 +94,6 @@ class Sweep(Base):
     searching: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # project, tags and max_attempts of the jobs it creates later.
     job_defaults: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
-
-
-class SweepTrial(Base):
-    """One point a random or tpe sweep sampled: its params, its jobs (one per grid copy)
-    and, once they end, its objective. The sampler's history is rebuilt from these rows."""
-
-    __tablename__ = "sweep_trials"
-
-    sweep_id: Mapped[int] = mapped_column(
-        ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
-    )
-    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    params: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-    # running, complete, pruned (a copy was stopped early) or failed (invalid or failed).
-    state: Mapped[str] = mapped_column(String(16))
-    value: Mapped[float | None] = mapped_column(Float)
-    job_ids: Mapped[list[int]] = mapped_column(JsonDocument, default=list)
-    error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class SweepRung(Base):
-    """A run's value at a rung of its sweep's early-stopping rule, and the verdict: the
-    primary key makes a second decision about the same rung impossible."""
-
-    __tablename__ = "sweep_rungs"
-
-    sweep_id: Mapped[int] = mapped_column(
-        ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
-    )
-    job_id: Mapped[int] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
-    step: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    value: Mapped[float | None] = mapped_column(Float)
-    cutoff: Mapped[float | None] = mapped_column(Float)
-    # How many runs (this one included) had reached the rung when it was decided.
-    reached: Mapped[int] = mapped_column(Integer)
-    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
-    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Run(Base):
@@ -428,27 +388,7 @@ class Experiment(Base):
     tags: Mapped[dict[str, str]] = mapped_column(JsonDocument, default=dict, server_default="{}")
 
 
-class RunFinding(Base):
-    """What the diagnosis (service/diagnosis.py) last read in one key of a run: replaced
-    whole each time that key is diagnosed again. The run list filters on `kind`."""
-
-    __tablename__ = "run_findings"
-    __table_args__ = (
-        Index("ix_run_findings_run_id_key", "run_id", "key"),
-        Index("ix_run_findings_kind_run_id", "kind", "run_id"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(250))
-    kind: Mapped[str] = mapped_column(String(16))
-    from_step: Mapped[int] = mapped_column(BigInteger)
-    to_step: Mapped[int] = mapped_column(BigInteger)
-    detail: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-    message: Mapped[str] = mapped_column(Text)
-    advice: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-# MLflow's datasets and run inputs (service/mlflow/datasets.py); registered with Base here.
+# Tables kept in modules of their own, registered with Base here: MLflow's datasets and
+# run inputs (service/mlflow/datasets.py); sweep trials, rung decisions and run findings.
 from service import models_mlflow as _models_mlflow  # noqa: E402, F401
+from service.models_analysis import RunFinding, SweepRung, SweepTrial  # noqa: E402, F401

@@ -45,6 +45,17 @@ FindingFilter = Annotated[
     FindingKind | None, Query(description="Runs whose live diagnosis holds a finding of this kind.")
 ]
 Pair = Annotated[str, StringConstraints(pattern=r"^[^:\x00]+:[^\x00]*$", max_length=1000)]
+ParamPairs = Annotated[
+    list[Pair] | None,
+    Query(
+        description="name:value; repeatable (AND). The value is a JSON string, number "
+        "(int64, finite), true, false or null, else matched as text; an object or array "
+        "is a 422."
+    ),
+]
+NameText = Annotated[
+    str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
+]
 
 
 def load_run(session: Session, run_id: int) -> Run:
@@ -158,17 +169,8 @@ def list_runs(
     momentum_max: float | None = None,
     sweep_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     tag: Annotated[list[Pair] | None, Query(description="key:value; repeatable (AND)")] = None,
-    param: Annotated[
-        list[Pair] | None,
-        Query(
-            description="name:value; repeatable (AND). The value is a JSON string, number "
-            "(int64, finite), true, false or null, else matched as text; an object or array "
-            "is a 422."
-        ),
-    ] = None,
-    q: Annotated[
-        str | None, Query(max_length=250, pattern=NO_NUL, description="Text in the run's name.")
-    ] = None,
+    param: ParamPairs = None,
+    q: NameText = None,
     sort: SortField = "-created_at",
     finding: FindingFilter = None,
     lifecycle: Lifecycle = "active",
