@@ -99,9 +99,9 @@ def _create_dataset_tables() -> None:
 def downgrade() -> None:
     op.drop_table("mlflow_run_inputs")
     op.drop_table("mlflow_datasets")
-    with op.batch_alter_table("experiments") as experiments:
-        for column in ("tags", "artifact_location", "lifecycle_stage", "updated_at"):
-            experiments.drop_column(column)
-    with op.batch_alter_table("runs") as runs:
-        for column in ("user_id", "deleted_at", "lifecycle_stage"):
-            runs.drop_column(column)
+    # Plain DROP COLUMN, never a batch rebuild: on SQLite a rebuilt `runs` table would
+    # cascade-delete every run's series and points (see migration 0009).
+    for column in ("tags", "artifact_location", "lifecycle_stage", "updated_at"):
+        op.drop_column("experiments", column)
+    for column in ("user_id", "deleted_at", "lifecycle_stage"):
+        op.drop_column("runs", column)
