@@ -122,7 +122,13 @@ class FakeQueue:
         }
 
     def _run(self, run_id: int) -> dict[str, Any]:
-        run: dict[str, Any] = {name: None for name in RunPublic.model_fields}
+        # Every field at its default (None where it has none), so fields added to the
+        # contract later keep this fake a valid RunPublic.
+        fields = RunPublic.model_fields.items()
+        run: dict[str, Any] = {
+            name: None if field.is_required() else field.get_default(call_default_factory=True)
+            for name, field in fields
+        }
         run.update(id=run_id, name=f"run-{run_id}", project="default", status="running")
         run.update(diverged=False, params={}, tags={}, latest={}, best={}, last_step=self.last_step)
         return run | {"created_at": NOW, "updated_at": NOW}
