@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 DASHBOARD_JS := service/vendor/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest-xdist processes for `make test`: most tests wait on servers, workers and browsers,
+# so two processes fit a 2-core machine; each starts its own PostgreSQL cluster.
+TEST_PROCESSES ?= 2
 
 .PHONY: run test install system-deps lint bench clean
 
@@ -41,7 +44,7 @@ test: system-deps install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

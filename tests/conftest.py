@@ -80,7 +80,10 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path)
+    # Live diagnosis off: in-process tests compare whole databases before and after a
+    # request, and the background analysis could write findings in between. Its own
+    # tests (test_diagnosis_api.py) turn it on against a real server.
+    return Settings(database_url=database_url, data_dir=tmp_path, diagnosis_interval_s=0)
 
 
 @pytest.fixture

@@ -129,6 +129,9 @@ def server(database_url: str, tmp_path: Path, **env: str) -> Iterator[str]:
         "MOMENTUM_POOL_MAX_OVERFLOW": "0",
         "MOMENTUM_POOL_TIMEOUT_S": "1",
         "MOMENTUM_SQLITE_BUSY_TIMEOUT_MS": "1000",
+        # These tests compare the database before and after rejected writes; live
+        # diagnosis would write an accepted run's findings in between, whenever it runs.
+        "MOMENTUM_DIAGNOSIS_INTERVAL_S": "0",
     }
     with ServerProcess({**base, **env}) as process:
         yield process.start()
