@@ -98,7 +98,7 @@ def test_mlflow_runs_are_imported_once_with_their_histories(server_url: str, sto
     assert set(state) == {"sgd-mu0.9", "sgd-mu0.99"}
     for name, original in originals.items():
         run = state[name]
-        assert run["tags"][f"momentum.import.mlflow_run_id"] == original.info.run_id
+        assert run["tags"]["momentum.import.mlflow_run_id"] == original.info.run_id
         assert {k: run["tags"][k] for k in original.data.tags} == original.data.tags
         assert {k: str(v) for k, v in run["params"].items()} == original.data.params
         assert millis(run["started_at"]) == original.info.start_time

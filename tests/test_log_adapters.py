@@ -3,8 +3,9 @@ TensorBoard and W&B, with only their import changed, log to the real service.
 
 The TensorBoard script runs twice, once with torch's real writer (its event files then
 brought in with `momentum import tensorboard`) and once with ours; the series must be
-equal point for point, and a re-import changes nothing until the files grow. The W&B script exercises W&B's documented step rules (no `step` → the next step;
-`commit=False` accumulates; a `step` ahead commits what is pending; a `step` behind is
+equal point for point, and a re-import changes nothing until the files grow. The W&B
+script exercises W&B's documented step rules (no `step` → the next step; `commit=False`
+accumulates; a `step` ahead commits what is pending; a `step` behind is
 dropped), config → params, summary, finish(exit_code).
 """
 

@@ -3,7 +3,7 @@ those a run does not hold yet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,7 +18,9 @@ def last_steps(client: MomentumClient, run_id: int) -> dict[str, int]:
     return {item.key: item.last_step for item in client.list_series(run_id).items}
 
 
-def new_points(series: dict[str, Sequence[Point]], held: dict[str, int]) -> list[dict[str, Any]]:
+def new_points(
+    series: Mapping[str, Sequence[Point]], held: Mapping[str, int]
+) -> list[dict[str, Any]]:
     """The points after each key's highest stored step (all of a key the run lacks)."""
     points = []
     for key, items in series.items():
