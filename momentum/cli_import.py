@@ -109,7 +109,7 @@ def _progress(what: str, total: int) -> Iterator[Callable[[str], None]]:
         task = progress.add_task(f"importing {what}", total=total)
 
         def advance(line: str) -> None:
-            progress.console.print(line)
+            progress.console.print(line, markup=False, highlight=False)
             progress.advance(task)
 
         yield advance
