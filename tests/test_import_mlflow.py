@@ -6,8 +6,6 @@ values logged since.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,17 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from momentum.cli import main
-from tests.support import live_server
+from tests.test_log_adapters import sqlite_url  # noqa: F401 - the fixture: a live service
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def server_url(sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
-    database = tmp_path / "momentum.sqlite3"
-    shutil.copyfile(sqlite_template, database)
-    with live_server({"MOMENTUM_DATABASE_URL": f"sqlite:///{database}"}, timeout=120) as url:
-        yield url
 
 
 @pytest.fixture
@@ -85,8 +75,13 @@ def service_state(server: str) -> dict[str, Any]:
     return state
 
 
-def test_mlflow_runs_are_imported_once_with_their_histories(server_url: str, store: str) -> None:
+def test_mlflow_runs_are_imported_once_with_their_histories(
+    sqlite_url: str,  # noqa: F811 - the fixture imported above
+    store: str,
+) -> None:
     from mlflow import MlflowClient
+
+    server_url = sqlite_url
 
     source = MlflowClient(tracking_uri=store)
     (experiment,) = [e for e in source.search_experiments() if e.name == "mlflow-mom"]
