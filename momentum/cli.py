@@ -15,6 +15,7 @@ import momentum
 from momentum.cli_compare import compare, export
 from momentum.cli_diagnose import diagnose
 from momentum.cli_entry_points import entry_points
+from momentum.cli_import import import_history
 from momentum.cli_jobs import jobs, runs, submit, workers
 from momentum.cli_sweeps import sweep, sweeps
 from momentum.cli_train import sync, train
@@ -208,6 +209,7 @@ for command in (
     entry_points,
     compare,
     export,
+    import_history,
 ):
     main.add_command(command)
 main.add_command(diagnose)

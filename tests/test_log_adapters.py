@@ -1,10 +1,11 @@
 """`momentum.tensorboard.SummaryWriter` and `momentum.wandb`: scripts written for
 TensorBoard and W&B, with only their import changed, log to the real service.
 
-The TensorBoard script runs twice, once with torch's real writer (its event files read
-back with TensorBoard's own reader) and once with ours; the series must be equal point for
-point. The W&B script exercises W&B's documented step rules (no `step` → the next step;
-`commit=False` accumulates; a `step` ahead commits what is pending; a `step` behind is
+The TensorBoard script runs twice, once with torch's real writer (its event files then
+brought in with `momentum import tensorboard`) and once with ours; the series must be
+equal point for point, and a re-import changes nothing until the files grow. The W&B
+script exercises W&B's documented step rules (no `step` → the next step; `commit=False`
+accumulates; a `step` ahead commits what is pending; a `step` behind is
 dropped), config → params, summary, finish(exit_code).
 """
 
@@ -20,14 +21,17 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from momentum.adapters import param, scalar
+from momentum.cli import main
 from momentum.tensorboard import SummaryWriter, run_name
 from tests.support import live_server
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCH_IMPORT = "from torch.utils.tensorboard import SummaryWriter"
 OUR_IMPORT = "from momentum.tensorboard import SummaryWriter"
+TORCH_KEYS = {"train/loss", "train/lr", "train/tensor", "weights/norm", "weights/bias", "final"}
 
 TORCH_LOOP = """
 import numpy as np
@@ -46,6 +50,7 @@ with SummaryWriter(log_dir={log_dir!r}) as writer:
         optimizer.step()
         writer.add_scalar("train/loss", loss, step)  # a tensor
         writer.add_scalar("train/lr", np.float32(0.05 * 0.9**step), global_step=step)
+        writer.add_scalar("train/tensor", loss, step, new_style=True)  # a TF2-style tensor
         weights = {{"norm": model.weight.norm().item(), "bias": model.bias.item()}}
         writer.add_scalars("weights", weights, step)
         writer.add_histogram("weights/hist", model.weight, step)  # not carried: warns once
@@ -100,8 +105,9 @@ def run_script(source: str, directory: Path, server: str) -> subprocess.Complete
     return done
 
 
-def the_run(api: httpx.Client, name: str) -> dict[str, Any]:
-    (run,) = [r for r in api.get("/runs", params={"q": name}).json()["items"] if r["name"] == name]
+def the_run(api: httpx.Client, name: str, project: str | None = None) -> dict[str, Any]:
+    params = {"q": name} if project is None else {"q": name, "project": project}
+    (run,) = [r for r in api.get("/runs", params=params).json()["items"] if r["name"] == name]
     return dict(run)
 
 
@@ -115,27 +121,31 @@ def service_series(api: httpx.Client, run_id: int) -> dict[str, list[tuple[int, 
     return series
 
 
-def event_file_series(log_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
-    """What torch's writer wrote, read with TensorBoard's reader: `add_scalars` writes
-    each `tag` to a directory `<log_dir>/<main_tag>_<tag>` under the tag `main_tag`,
-    which is the key `main_tag/tag`; add_hparams' own run directory is left out."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def import_tensorboard(server: str, logdir: Path, project: str) -> str:
+    result = CliRunner().invoke(
+        main, ["import", "tensorboard", str(logdir), "--project", project, "--url", server]
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
 
-    series = {}
-    for directory in sorted({path.parent for path in log_dir.rglob("events.out.tfevents.*")}):
-        reader = EventAccumulator(str(directory), size_guidance={"scalars": 0})
-        reader.Reload()
-        relative = directory.relative_to(log_dir).as_posix()
-        for tag in reader.Tags()["scalars"]:
-            if relative == ".":
-                key = tag
-            elif relative.startswith(f"{tag}_"):
-                key = f"{tag}/{relative[len(tag) + 1 :]}"
-            else:
-                continue  # add_hparams' run (named by the time)
-            events = reader.Scalars(tag)
-            series[key] = [(e.step, e.value, e.wall_time) for e in events]
-    return series
+
+def imported_series(
+    api: httpx.Client, project: str
+) -> tuple[dict[str, list[tuple[int, float, float]]], dict[str, Any]]:
+    """What `momentum import tensorboard` made of torch's files, as our writer names it:
+    torch's `add_scalars` writes each `tag` to a directory `<log_dir>/<main_tag>_<tag>`
+    under the tag `main_tag` (the key `main_tag/tag`); `add_hparams` writes its own run
+    directory (named by the time), with the hparams and the metric. Also its params."""
+    runs = api.get("/runs", params={"project": project, "limit": 100}).json()["items"]
+    series, params = {}, {}
+    for run in runs:
+        relative = run["name"].removeprefix("torch-loop").lstrip("/")
+        for key, points in service_series(api, run["id"]).items():
+            if relative.startswith(f"{key}_"):
+                key = f"{key}/{relative[len(key) + 1 :]}"
+            series[key] = points
+        params.update(run["params"])
+    return series, params
 
 
 @pytest.fixture
@@ -155,20 +165,39 @@ def test_a_torch_loop_logs_what_tensorboard_writes(sqlite_url: str, tmp_path: Pa
         source = TORCH_LOOP.format(import_line=line, log_dir=str(directory / log_dir))
         done = run_script(source, directory, sqlite_url)
     assert "add_histogram does nothing" in done.stderr
-    expected = event_file_series(real / log_dir)
-    assert set(expected) == {"train/loss", "train/lr", "weights/norm", "weights/bias", "final"}
+    output = import_tensorboard(sqlite_url, real / "runs", "imported")
+    assert "4 runs in project 'imported' (4 new), 62 points imported" in output
     with httpx.Client(base_url=f"{sqlite_url}/api/v1", timeout=30) as api:
-        run = the_run(api, "torch-loop")
+        run = the_run(api, "torch-loop", "default")
         got = service_series(api, run["id"])
+        expected, params = imported_series(api, "imported")
+        assert "0 points imported" in import_tensorboard(sqlite_url, real / "runs", "imported")
+        assert imported_series(api, "imported") == (expected, params)  # nothing changed
+        grow_event_files(real / log_dir)
+        assert "2 points imported" in import_tensorboard(sqlite_url, real / "runs", "imported")
+        grown, _ = imported_series(api, "imported")
     assert run["status"] == "succeeded"
-    assert run["params"] == {"lr": 0.05, "momentum": 0.9} and run["momentum"] == 0.9
-    assert set(got) == set(expected) | {"hparam/final_loss"}
+    assert run["params"] == params == {"lr": 0.05, "momentum": 0.9} and run["momentum"] == 0.9
+    assert set(got) == set(expected) == {*TORCH_KEYS, "hparam/final_loss"}
     for key, points in expected.items():
-        assert [step for step, *_ in got[key]] == [step for step, *_ in points], key
+        if key != "hparam/final_loss":  # torch writes it at step 0, in its own run
+            assert [step for step, *_ in got[key]] == [step for step, *_ in points], key
         for (_, value, wall), (_, real_value, real_wall) in zip(got[key], points, strict=True):
             assert value == pytest.approx(real_value, rel=1e-6), key  # event files: float32
             assert abs(wall - real_wall) < 120, key  # a wall time of this run, not a step
-    assert got["hparam/final_loss"][0][0] == 11  # the last step written
+    assert got["hparam/final_loss"][0][0] == 11  # ours: the last step written
+    assert grown == {**expected, "train/loss": grown["train/loss"]}
+    assert grown["train/loss"][:12] == expected["train/loss"]
+    assert [(step, value) for step, value, _ in grown["train/loss"][12:]] == [(12, 0.5), (13, 0.25)]
+
+
+def grow_event_files(log_dir: Path) -> None:
+    """Torch's writer run again on the directory: a second event file, two more steps."""
+    from torch.utils.tensorboard import SummaryWriter as TorchWriter
+
+    with TorchWriter(log_dir=str(log_dir)) as writer:
+        writer.add_scalar("train/loss", 0.5, 12)
+        writer.add_scalar("train/loss", 0.25, 13)
 
 
 @pytest.mark.e2e
