@@ -78,12 +78,13 @@ def test_runs_carry_their_user_and_search_in_mlflows_order(
     assert client.get_run(named.info.run_id).info.user_id == "ada"
     assert client.create_run(experiment_id).info.user_id == "unknown"  # what the client sends
 
-    # Same start time: run_id ascending (numerically here); later starts first.
+    # Same start time: run_id ascending, compared as text as MLflow compares its ids
+    # (12 runs: ids cross a power of ten, so "10" < "9" is tested); later starts first.
     ordered_id = client.create_experiment(f"{request.node.name}-order")
-    tied = [client.create_run(ordered_id, start_time=5000).info.run_id for _ in range(5)]
+    tied = [client.create_run(ordered_id, start_time=5000).info.run_id for _ in range(12)]
     late = client.create_run(ordered_id, start_time=9000).info.run_id
     found = [run.info.run_id for run in client.search_runs([ordered_id])]
-    assert found == [late, *sorted(tied, key=int)]
+    assert found == [late, *sorted(tied)]
     # Pages of that order are stable: together they are the whole list, once each.
     paged, token = [], None
     while True:
@@ -145,6 +146,13 @@ def test_experiments_search_in_mlflows_order_and_delete_restore_rename_and_tags(
         client.delete_experiment_tag(first, "team")
     with pytest.raises(MlflowException, match="reserved experiment"):
         client.delete_experiment("0")
+    # A relative local path is resolved against the server's working directory, as
+    # MLflow's server does; absolute paths stay as sent.
+    relative = client.create_experiment(f"rel-{prefix}", artifact_location="runs/here")
+    resolved = client.get_experiment(relative).artifact_location
+    assert Path(resolved).is_absolute() and resolved.endswith("/runs/here"), resolved
+    absolute = client.create_experiment(f"abs-{prefix}", artifact_location="/srv/a")
+    assert client.get_experiment(absolute).artifact_location == "/srv/a"
 
 
 def test_runs_soft_delete_restore_and_delete_tag(
@@ -336,7 +344,22 @@ def test_log_input_records_datasets(
         (
             "runs/log-batch",
             {"run_id": "RUN", "metrics": [{"key": "m", "value": 2.5}]},
-            "for parameter 'metrics' supplied",
+            "Missing value for required parameter 'metrics[0].timestamp'",
+        ),
+        (
+            "runs/log-batch",
+            {"run_id": "RUN", "metrics": [{"key": "m", "value": 1, "timestamp": 1}, {"key": "m"}]},
+            "Missing value for required parameter 'metrics[1].value'",
+        ),
+        (  # several fields refused: the first in MLflow's order is named
+            "runs/log-parameter",
+            {"run_id": 31, "key": "p", "value": 41},
+            "Invalid value 31 for parameter 'run_id' supplied",
+        ),
+        (
+            "runs/set-tag",
+            {"run_id": 31, "key": "k", "value": 41},
+            "Invalid value 31 for parameter 'run_id' supplied",
         ),
     ],
 )

@@ -5,7 +5,9 @@ can change, tags and an artifact location (the routes are service/api/mlflow/exp
 from __future__ import annotations
 
 import functools
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -106,12 +108,20 @@ def _name_taken(session: Session, name: str, but: int | None = None) -> None:
         )
 
 
+def _resolved_location(location: str | None) -> str | None:
+    """A relative local path is made absolute against the server's working directory,
+    as MLflow's server stores it; URIs and absolute paths are kept as sent."""
+    if not location or urlsplit(location).scheme or PurePosixPath(location).is_absolute():
+        return location
+    return (Path.cwd() / location).as_posix()
+
+
 def create_experiment(session: Session, body: ExperimentCreate) -> Experiment:
     """A new experiment for the project `name`; its project's existing runs join it."""
     name = required_string("name", body.name)
     checked(RunCreate, project=name)
     tags = _check_tags(body.tags)
-    location = body.artifact_location
+    location = _resolved_location(body.artifact_location)
     if location is not None:
         stored_text("artifact_location", location, 4000)
     _name_taken(session, name)

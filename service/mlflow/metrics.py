@@ -79,10 +79,14 @@ def log_metric_fields(body: Any) -> dict[str, Any]:
 
 
 def check_timestamps(metrics: Sequence[dict[str, Any]]) -> None:
-    """log-batch's metrics each carry a timestamp, as MLflow requires."""
-    for metric in metrics:
-        if isinstance(metric, dict) and metric.get("timestamp") is None:
-            raise invalid_value("metrics", list(metrics))
+    """log-batch's metrics each carry a key, a value and a timestamp, as MLflow requires;
+    the first one missing is named by its path, as MLflow names it (`metrics[0].timestamp`)."""
+    for index, metric in enumerate(metrics):
+        if not isinstance(metric, dict):
+            continue
+        for field in ("key", "value", "timestamp"):
+            if metric.get(field) is None or metric.get(field) == "":
+                raise missing_value(f"metrics[{index}].{field}")
 
 
 def _same(a: tuple[float, int], b: tuple[float, int]) -> bool:

@@ -71,7 +71,8 @@ def _page_size(max_results: int) -> int:
 def search_runs(session: Session, body: RunSearch) -> dict[str, Any]:
     """Runs of the experiments, filtered and ordered with MLflow's search syntax, paged.
     MLflow's order: the given one, then `start_time DESC`, then `run_id ASC` (the runs
-    are loaded by id and sorted stably), so pages are stable."""
+    are put in run-id order and sorted stably), so pages are stable. MLflow compares
+    run ids as text, so "10" comes before "2" here too."""
     clauses = search.parse_filter(body.filter)
     order = search.parse_order_by(body.order_by) + [("attribute", "start_time", True)]
     offset, size = page_offset(body.page_token), _page_size(body.max_results)
@@ -80,7 +81,7 @@ def search_runs(session: Session, body: RunSearch) -> dict[str, Any]:
         mlflow_experiments.load_experiment(session, ident).project for ident in body.experiment_ids
     ]
     statement = select(Run).where(Run.project.in_(projects), Run.lifecycle_stage.in_(stages))
-    runs = list(session.scalars(statement.order_by(Run.id)))
+    runs = sorted(session.scalars(statement), key=lambda run: str(run.id))
     latest = metric_store.latest_values(session, [run.id for run in runs])
 
     def value(run: Run, kind: str, key: str) -> Any:

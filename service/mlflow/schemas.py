@@ -149,8 +149,9 @@ class LogMetric(RunRef):
     step: Any = None
 
 
-class LogParam(RunRef, KeyValue):
-    pass
+class LogParam(KeyValue, RunRef):
+    """Fields in MLflow's order (run_id, run_uuid, key, value): the first refused one
+    is the one named, as MLflow names it."""
 
 
 class TagRef(RunRef):
