@@ -49,10 +49,11 @@ TOKEN = "fuzz-full-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 API = "/api/v1"
 MLFLOW = "/api/2.0/mlflow"
-# Examples per operation and backend: ~30 operations stay within a couple of minutes.
-MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+# Examples per operation and backend: ~60 operations on two backends in about three
+# minutes; FUZZ_EXAMPLES=200 for a deeper run by hand.
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 # MLflow's 16 operations are a thin adapter over the same storage: fewer each.
-MLFLOW_EXAMPLES = int(os.environ.get("FUZZ_MLFLOW_EXAMPLES", "15"))
+MLFLOW_EXAMPLES = int(os.environ.get("FUZZ_MLFLOW_EXAMPLES", "10"))
 TINY = {"dataset": "ravine", "model": "linear", "steps": 5, "eval_every": 5}
 LIMITS = {"max_grid_size": 16, "max_compare_runs": 20}
 
