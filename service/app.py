@@ -37,6 +37,7 @@ from service.api import (
 )
 from service.api import events as event_stream
 from service.api import mlflow as mlflow_api
+from service.artifacts import ArtifactStore
 from service.auth import TokenGate, assert_every_api_route_guarded
 from service.db import transaction
 from service.deps import attach_state, reject_unknown_query, require_current_schema
@@ -117,13 +118,20 @@ async def _reap_silent_runs(state: AppState) -> None:
         await asyncio.sleep(state.settings.reaper_interval_s)
         try:
             pending = await to_thread.run_sync(_reap_once, state)
-        except Exception as exc:  # the reaper must outlive a database hiccup
+            await to_thread.run_sync(_sweep_artifact_leftovers, state.settings)
+        except Exception as exc:  # the reaper must outlive a database or disk hiccup
             reaper_log.failed(exc)
             continue
         if pending is None:
             reaper_log.worked()
         else:
             reaper_log.waiting(pending)
+
+
+def _sweep_artifact_leftovers(settings: Settings) -> None:
+    store = ArtifactStore(settings.artifacts_dir, settings.max_artifact_bytes)
+    if store.sweep_leftovers():
+        log.info("removed artifact uploads or removals a crash left unfinished")
 
 
 def _reap_once(state: AppState) -> str | None:

@@ -10,7 +10,8 @@ a link planted by someone with access to the disk leads nowhere.
 
 Uploads stream to a temporary file under `<root>/.incoming` (the same file system) and
 are renamed into place once whole: a reader never sees half a file, a refused or broken
-upload leaves nothing behind. Removing a run's folder renames it into `<root>/.trash`
+upload leaves nothing behind; one cut short by a crash is swept by the reaper an hour
+later (`sweep_leftovers`). Removing a run's folder renames it into `<root>/.trash`
 first (atomic), so a run id that SQLite hands out again never inherits old files.
 """
 
@@ -20,6 +21,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +35,9 @@ MAX_SEGMENT_BYTES = 255
 # A listing's most entries (MLflow's list has no paging): bounded answers.
 MAX_LISTED = 10_000
 INCOMING, TRASH = ".incoming", ".trash"
+# An upload's temporary file grows as its bytes arrive, so one untouched this long was left
+# by a server that died mid-upload; an upload in progress (on any replica) is younger.
+LEFTOVER_AGE_S = 3600.0
 
 
 # What a download may say it is: images the dashboard shows, text shown as text; anything
@@ -269,6 +274,28 @@ class ArtifactStore:
         aside = trash / f"{run_id}-{uuid.uuid4().hex}"
         os.replace(folder, aside)
         shutil.rmtree(aside, ignore_errors=True)
+
+    def sweep_leftovers(self, older_than_s: float = LEFTOVER_AGE_S) -> int:
+        """Remove what a crash left: partial uploads untouched for `older_than_s`, and
+        folders in the trash (a removal cut short); how many entries went."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for entry in _entries(self.root / INCOMING):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+        for entry in _entries(self.root / TRASH):
+            shutil.rmtree(entry.path, ignore_errors=True)  # another replica may race us
+            removed += 1
+        return removed
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
 
 
 def _mode(path: Path) -> int:

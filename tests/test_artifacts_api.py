@@ -1,14 +1,21 @@
 """The artifact routes in-process (SQLite and PostgreSQL): token scopes and run tokens,
 symbolic links, MLflow's upload-artifact/get-artifact/artifacts/list/DELETE, and the
-/api/v1 answers' headers. The real MLflow client: tests/test_mlflow_artifacts.py."""
+/api/v1 answers' headers; what a crash leaves behind, swept (the store, and the real
+server's reaper). The real MLflow client: tests/test_mlflow_artifacts.py."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service import Settings
+from service.artifacts import ArtifactStore
+from tests.support import live_server, wait_until
 from tests.test_auth import TOKENS
 from tests.test_run_tokens import API, FULL, MLFLOW, _ok, api, claim_one  # noqa: F401
 
@@ -107,3 +114,47 @@ def test_an_artifact_may_pass_the_small_body_limit(api: TestClient, settings: Se
     _ok(api.put(f"{PROXIED}/{experiment}/{run}/artifacts/big.bin", content=body, headers=FULL))
     assert (settings.artifacts_dir / run / "big.bin").read_bytes() == body
     assert api.get(f"{PROXIED}/{experiment}/{run}/artifacts/big.bin", headers=FULL).content == body
+
+
+def _plant_leftovers(root: Path) -> tuple[Path, Path, Path]:
+    """A partial upload two hours old, one being written now, and a half-removed run."""
+    incoming, trash = root / ".incoming", root / ".trash" / "7-abc" / "deep"
+    incoming.mkdir(parents=True)
+    trash.mkdir(parents=True)
+    stale, fresh = incoming / "tmp-stale", incoming / "tmp-fresh"
+    stale.write_bytes(b"x" * 100)
+    fresh.write_bytes(b"y" * 100)
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    (trash / "model.pt").write_bytes(b"z")
+    return stale, fresh, root / ".trash"
+
+
+def test_leftovers_of_a_crash_are_swept_and_uploads_in_progress_kept(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    (root / "3").mkdir(parents=True)
+    (root / "3" / "kept.txt").write_text("a run's file")
+    stale, fresh, trash = _plant_leftovers(root)
+    store = ArtifactStore(root, max_bytes=1 << 20)
+    assert store.sweep_leftovers() == 2
+    assert not stale.exists() and fresh.exists() and list(trash.iterdir()) == []
+    assert (root / "3" / "kept.txt").read_text() == "a run's file"
+    assert store.sweep_leftovers() == 0
+
+
+@pytest.mark.e2e
+def test_the_running_service_sweeps_what_a_crash_left(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "momentum.sqlite3"
+    shutil.copyfile(sqlite_template, database)
+    root = tmp_path / "artifacts"
+    stale, fresh, trash = _plant_leftovers(root)
+    env = {
+        "MOMENTUM_DATABASE_URL": f"sqlite:///{database}",
+        "MOMENTUM_ARTIFACT_ROOT": str(root),
+        "MOMENTUM_REAPER_INTERVAL_S": "0.2",
+    }
+    with live_server(env, timeout=120):
+        wait_until(lambda: not stale.exists() and not any(trash.iterdir()), timeout=60)
+        assert fresh.read_bytes() == b"y" * 100

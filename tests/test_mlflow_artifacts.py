@@ -1,6 +1,6 @@
 """Artifacts through the real MLflow client against the real service (SQLite and
-PostgreSQL): log_artifact, log_image, log_dict, log_text, list, download; the size limit;
-path-escape attempts (400, nothing written outside); removal with the run."""
+PostgreSQL): log_artifact, log_image, log_figure, log_dict, log_text, list, download;
+the size limit; path-escape attempts (400, nothing written outside); removal with the run."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import mlflow
@@ -50,6 +51,15 @@ def served(
             tracking_utils._artifact_repos_cache.clear()
 
 
+def _loss_figure() -> Any:
+    """A matplotlib figure, as a training script draws one (no display: Agg)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 2))
+    figure.add_subplot().plot([1.0, 0.5, 0.3, 0.2])
+    return figure
+
+
 def _files_under(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
@@ -67,6 +77,7 @@ def test_the_mlflow_client_logs_lists_and_downloads_artifacts(
         mlflow.log_dict({"lr": 0.1, "momentum": [0.5, 0.9]}, "config/params.json")
         mlflow.log_text("hello ✓", "readme.md")
         mlflow.log_image(np.full((4, 6, 3), 200, dtype=np.uint8), "plots/square.png")
+        mlflow.log_figure(_loss_figure(), "plots/loss.png")
     run_id = active.info.run_id
     uri = f"mlflow-artifacts:/{experiment.experiment_id}/{run_id}/artifacts"
     assert active.info.artifact_uri == uri
@@ -94,6 +105,7 @@ def test_the_mlflow_client_logs_lists_and_downloads_artifacts(
     assert (fetched / "readme.md").read_text() == "hello ✓"
     assert (fetched / "deep/er/notes.txt").read_text() == "momentum 0.9\n"
     assert (fetched / "plots/square.png").read_bytes().startswith(b"\x89PNG")
+    assert (fetched / "plots/loss.png").read_bytes().startswith(b"\x89PNG")
     # On disk: the run's folder under MOMENTUM_ARTIFACT_ROOT, nothing else but scratch folders.
     assert _files_under(root / run_id) == {
         "notes.txt",
@@ -101,6 +113,7 @@ def test_the_mlflow_client_logs_lists_and_downloads_artifacts(
         "config/params.json",
         "readme.md",
         "plots/square.png",
+        "plots/loss.png",
     }
 
     # /api/v1 for the dashboard: the list, an image inline, the rest as attachments.
@@ -111,6 +124,7 @@ def test_the_mlflow_client_logs_lists_and_downloads_artifacts(
         ("config/params.json", False),
         ("deep/er/notes.txt", False),
         ("notes.txt", False),
+        ("plots/loss.png", True),
         ("plots/square.png", True),
         ("readme.md", False),
     ]
