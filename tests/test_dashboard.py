@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page
 
 from momentum.contract.entry_points import EntryPointDefinition, ParamSpec
 from tests.browser import PageProblems, chromium, wait_for_function, watch
-from tests.support import live_server
+from tests.support import live_server, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -624,6 +624,32 @@ def test_a_ringing_run_shows_a_badge_and_a_marked_region_with_its_message(
     assert shape["type"] == "rect" and shape["x0"] == 0 and shape["x1"] > 1500
     message = page.locator(".findings li.finding-oscillation").inner_text()
     assert "loss oscillates with a period of about" in message
+
+
+def test_findings_of_many_runs_are_listed_not_painted_over_the_curves(
+    service: str, opened: Opened
+) -> None:
+    """Past 12 flagged runs a chart keeps its curves clear: every finding is in the list
+    under it, none drawn as a band."""
+    from tests.diagnosis_curves import STEPS, ringing
+
+    values = ringing().tolist()
+    batch = [{"key": "loss", "step": step, "value": values[step]} for step in STEPS.tolist()]
+    ids = [make_run(service, f"crowd-{n}", seed=n, project="crowd") for n in range(13)]
+    for run_id in ids:
+        logged = httpx.post(f"{service}{API}/runs/{run_id}/metrics", json={"points": batch})
+        assert logged.is_success
+    flagged = lambda: httpx.get(  # noqa: E731
+        f"{service}{API}/runs", params={"project": "crowd", "finding": "oscillation"}
+    ).json()["total"]
+    wait_until(lambda: flagged() == 13, timeout=60)  # live diagnosis runs every 2 s
+    page = opened.page
+    page.goto(f"{service}/?view=compare&runs={','.join(map(str, ids))}&keys=loss")
+    wait_for_function(
+        page, "document.querySelectorAll('.findings li.finding-oscillation').length === 13"
+    )
+    assert page.evaluate("document.getElementById('chart-loss').data.length") >= 1
+    assert not page.evaluate("document.getElementById('chart-loss').layout.shapes?.length")
 
 
 # A 2×2 PNG (red, green / blue, white), as MLflow's log_image would upload it.

@@ -22,6 +22,10 @@ function maxPoints(runCount) {
 // then), where SVG's one path per run takes too long to draw and to hover.
 const WEBGL_FROM_RUNS = 101;
 const CONFIG = { responsive: true, displaylogo: false };
+// Findings are marked on a chart for at most this many runs; past it a chart of
+// hundreds of shaded regions is slow to draw and unreadable, and the list under the
+// chart still names every one.
+const MARKED_RUNS = 12;
 
 let ctx;
 let runs = [];
@@ -29,6 +33,7 @@ let look = runStyles([]);
 let keys = [];
 let range = null; // [start_step, end_step] while zoomed
 let drawing = false;
+let drawings = 0; // which drawing is the latest: late findings mark only that one
 const refresh = throttle(() => drawCharts(), 1000);
 
 export function init(context) {
@@ -154,11 +159,13 @@ function fetchCurves(runIds = runs.map((r) => r.id), keyList = keys) {
 
 async function drawCharts(fetched = null) {
   drawing = true;
+  let later = null;
   try {
-    await drawChartsNow(fetched);
+    later = await drawChartsNow(fetched);
   } finally {
-    drawing = false;
+    drawing = false; // a zoom while the findings are on their way is the user's
   }
+  await later?.marking;
 }
 
 async function drawChartsNow(fetched) {
@@ -179,19 +186,18 @@ async function drawChartsNow(fetched) {
     const node = chartFor(container, key);
     return node.data ? null : drawWith(Plotly, node, [], layoutFor(key, x), CONFIG);
   }));
-  const [result, found] = await Promise.all([curves, diagnosed]);
+  const drawn = ++drawings;
+  const result = await curves;
   const byRun = new Map(runs.map((r) => [r.id, r]));
-  for (const key of keys) {
+  const charted = [...keys];
+  for (const key of charted) {
     const perRun = result.series
       .filter((s) => s.key === key)
       .flatMap((s) => tracesFor(s, byRun.get(s.run_id), look.styles.get(s.run_id), result.x, type));
     const traces = look.legendTitle ? mergeByValue(perRun) : perRun;
     if (look.colourBar) traces.push(colourBarTrace(look.colourBar, type));
     const node = chartFor(container, key);
-    // Findings are in steps: marked on a step axis only.
-    const marked = result.x === "step" ? marks(found.get(key)) : {};
-    await drawWith(Plotly, node, traces, { ...layoutFor(key, result.x), ...marked }, CONFIG);
-    showFindings(node, key, found.get(key));
+    await drawWith(Plotly, node, traces, layoutFor(key, result.x), CONFIG);
     if (node.wiredTo !== Plotly) { // a chart started afresh by another bundle lost its handler
       node.on("plotly_relayout", onZoom); // Plotly gives the node `on` at its first plot
       node.wiredTo = Plotly;
@@ -199,6 +205,24 @@ async function drawChartsNow(fetched) {
   }
   for (const node of [...container.children]) {
     if (!keys.includes(node.dataset.key)) node.remove(); // a chart and its findings list
+  }
+  // The curves never wait for the findings: with many runs flagged they are many requests.
+  const marking = diagnosed.then((found) => {
+    if (drawn === drawings) return markFindings(container, charted, result.x, found);
+  });
+  return { marking };
+}
+
+async function markFindings(container, chartKeys, x, found) {
+  for (const key of chartKeys) {
+    const entries = found.get(key);
+    const node = chartFor(container, key);
+    // Findings are in steps: marked on a step axis only. Only shapes and annotations
+    // change, so the user's zoom stays (and onZoom sees no axis change).
+    if (x === "step" && entries.length && entries.length <= MARKED_RUNS) {
+      await node.plotlyInstance.relayout(node, marks(entries));
+    }
+    showFindings(node, key, entries);
   }
 }
 
