@@ -95,9 +95,14 @@ def test_a_lost_lease_stops_training_and_reports_nothing(
 
     def train_until_stopped(sink: Any, should_stop: Any) -> None:
         sink.log(0, {"loss": 1.0})
-        # Meanwhile the lease lapses and another worker takes the job.
-        expire_lease(engine, created["id"])
-        assert claim(app_client, "w2") is not None
+
+        # Meanwhile the lease lapses and another worker takes the job. The worker's own
+        # heartbeat may renew the lapsed lease between the two steps: then again.
+        def lapse_and_take() -> bool:
+            expire_lease(engine, created["id"])
+            return claim(app_client, "w2") is not None
+
+        wait_until(lapse_and_take, timeout=30)
         taken.set()
         wait_until(should_stop, timeout=5)  # the next heartbeat answers 409
 
