@@ -109,7 +109,7 @@ class _ReaperLog:
         if isinstance(exc, DBAPIError):  # the database is away: its message says enough
             log.warning("the reaper cannot reach the database, retrying: %s", exc.orig)
         else:
-            log.exception("reaping silent runs and lapsed leases or pruning events failed")
+            log.exception("reaping, pruning events or sweeping artifact leftovers failed")
 
 
 async def _reap_silent_runs(state: AppState) -> None:

@@ -96,15 +96,17 @@ def import_run(
     if run_id is None:
         name = info.run_name or info.run_id
         run_id = target.create_run(experiment_id, name, info.start_time, info.user_id, tags)
-    _log_params_and_tags(target, run_id, dict(data.params), tags)
+    # Read once: logging params, tags and metrics leaves the status and end time alone.
+    current = target.get_run(run_id)
+    _log_params_and_tags(target, run_id, current.get("data", {}), dict(data.params), tags)
     held = {item.key: item.count for item in client.list_series(run_id).items}
     metrics = []
     for key in sorted(data.metrics):
         history = source.get_metric_history(info.run_id, key)
         metrics += _metrics_to_send(metric_key(key), history, held.get(metric_key(key), 0))
     target.log_batch(run_id, metrics)
-    current = target.get_run(run_id)["info"]
-    if (current["status"], current.get("end_time")) != (info.status, info.end_time):
+    held_info = current["info"]
+    if (held_info["status"], held_info.get("end_time")) != (info.status, info.end_time):
         target.finish(run_id, info.status, info.end_time)
     return ImportedRun(info.run_name or info.run_id, project, run_id, created, len(metrics))
 
@@ -116,10 +118,14 @@ def _existing(client: MomentumClient, mlflow_run_id: str) -> int | None:
 
 
 def _log_params_and_tags(
-    target: MlflowRoutes, run_id: int, params: dict[str, str], tags: dict[str, str]
+    target: MlflowRoutes,
+    run_id: int,
+    data: dict[str, Any],
+    params: dict[str, str],
+    tags: dict[str, str],
 ) -> None:
-    """The params the run lacks (MLflow's params never change) and the tags that differ."""
-    data = target.get_run(run_id).get("data", {})
+    """The params the run lacks (MLflow's params never change) and the tags that differ,
+    given the run's `data` as the service holds it."""
     have_params = {item["key"]: item["value"] for item in data.get("params", [])}
     have_tags = {item["key"]: item["value"] for item in data.get("tags", [])}
     params = {key: value for key, value in params.items() if key not in have_params}
