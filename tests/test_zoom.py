@@ -238,3 +238,86 @@ def test_the_migration_backfills_summaries_of_existing_blocks(settings: Settings
         engine.dispose()
     with TestClient(create_app(settings)) as client:
         assert [_history(client, run_id, **query) for query in _READS] == before
+
+
+def _compare(client: TestClient, run_ids: list[int], **query: Any) -> list[dict[str, Any]]:
+    params = {"run_ids": ",".join(map(str, run_ids)), "keys": "loss", **query}
+    response = client.get("/api/v1/compare", params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["series"])
+
+
+def _same_as_reference(got: dict[str, Any], model: dict[int, Point], **query: Any) -> None:
+    start, end = query.get("start_step", 0), query.get("end_step", MAX_STEP)
+    expected = _reference(model, start, end, query["max_points"])
+    assert got["steps"] == [p[0] for p in expected]
+    assert got["values"] == [_encode(p[1]) for p in expected]
+    assert got["total"] == sum(start <= step <= end for step in model)
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    histories=st.lists(_history_of_batches(), min_size=2, max_size=4),
+    read=st.tuples(_MAX_POINTS, _BOUND, _BOUND),
+)
+def test_a_compare_reads_all_its_runs_together_as_each_alone(
+    client: TestClient, histories: list[list[list[int]]], read: tuple[int, int, int]
+) -> None:
+    """One compare reads every series in the same few queries: each still gets the
+    answer of its own points, whatever the others hold."""
+    models, run_ids = [], []
+    for number, batches in enumerate(histories):
+        run_ids.append(make_run(client)["id"])
+        model: dict[int, Point] = {}
+        for steps in batches:
+            values = [_VALUES[(s * 7 + number) % 6] for s in steps]  # finite, varied
+            batch = [
+                {"key": "loss", "step": s, "value": v, "wall_time": float(number)}
+                for s, v in zip(steps, values, strict=True)
+            ]
+            log_points(client, run_ids[-1], batch)
+            model.update({s: (s, v, float(number)) for s, v in zip(steps, values, strict=True)})
+        models.append(model)
+    max_points, first, second = read
+    low, high = sorted((first, second))
+    for query in (
+        {"max_points": max_points},
+        {"max_points": max_points, "start_step": low, "end_step": high},
+    ):
+        for got, model in zip(_compare(client, run_ids, **query), models, strict=True):
+            _same_as_reference(got, model, **query)
+
+
+def test_rows_from_before_blocks_beside_the_window_are_read_with_their_block(
+    client: TestClient, engine: Engine
+) -> None:
+    """Rows kept in `points` (databases from before revision 0004) in and beside the
+    window: those series are read apart, and each series gets its own answer whichever
+    others are read with it."""
+    old, plain = make_run(client)["id"], _long_run(client)
+    logged = [*range(2 * BLOCK_STEPS), *range(2 * BLOCK_STEPS + 100, 3 * BLOCK_STEPS - 1)]
+    values = {s: float((s * 7) % 11) for s in logged}
+    for first in range(0, len(logged), 3000):
+        batch = [
+            {"key": "loss", "step": s, "value": values[s], "wall_time": 1.0}
+            for s in logged[first : first + 3000]
+        ]
+        log_points(client, old, batch)
+    legacy = range(2 * BLOCK_STEPS, 2 * BLOCK_STEPS + 60)  # before the window, in its block
+    with engine.begin() as connection:
+        series_id = connection.execute(
+            text("SELECT id FROM series WHERE run_id = :run AND key = 'loss'"), {"run": old}
+        ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO points (series_id, step, value, wall_time) "
+                "VALUES (:s, :step, 5.0, 1.0)"
+            ),
+            [{"s": series_id, "step": step} for step in legacy],
+        )
+    cut = {"max_points": 40, "start_step": 2 * BLOCK_STEPS + 70}
+    for query in (cut, {"max_points": 40}, {"max_points": 40, "start_step": 2 * BLOCK_STEPS}):
+        together = _compare(client, [plain, old], **query)
+        assert together == _compare(client, [plain], **query) + _compare(client, [old], **query)

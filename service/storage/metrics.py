@@ -321,14 +321,11 @@ def read_downsampled(
     session: Session, series_ids: Sequence[int], start_step: int, end_step: int, max_points: int
 ) -> list[tuple[np.ndarray, int]]:
     """Steps start..end of each series, downsampled to at most `max_points` from the zoom
-    summaries (storage/zoom.py), and how many points the range holds; one driver cursor
-    for all of them (opening one costs about what a summary read does)."""
+    summaries (storage/zoom.py), and how many points the range holds; all of them in
+    one go (a query per series costs about what its summaries do)."""
     cursor = DriverCursor(session)
     try:
-        return [
-            zoom.read_downsampled(cursor, series_id, start_step, end_step, max_points)
-            for series_id in series_ids
-        ]
+        return zoom.read_downsampled(cursor, series_ids, start_step, end_step, max_points)
     finally:
         cursor.close()
 
