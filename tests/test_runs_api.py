@@ -86,6 +86,21 @@ def test_list_filters(client: TestClient, engine: Engine) -> None:
     assert _ids(client, q="heavy") == [fast["id"]]
     assert _ids(client, q="fast") == [fast["id"]]  # case-insensitive
     assert _ids(client, q="%") == []  # LIKE wildcards are literal
+    assert set(_ids(client, ids=f"{fast['id']},{slow['id']},999999")) == {fast["id"], slow["id"]}
+    assert _ids(client, ids=f"{fast['id']},{slow['id']}", project="p1") == [slow["id"]]
+
+
+def test_the_ids_filter_is_bounded_and_says_what_is_wrong(client: TestClient) -> None:
+    """`ids` takes what a comparison may name (a whole sweep at most), as run_ids does."""
+    made = make_run(client)["id"]
+    for bad, says in (
+        ("1,x", "'x' is not a run id"),
+        (",".join(map(str, range(1, 258))), "257 runs"),
+    ):
+        response = client.get("/api/v1/runs", params={"ids": bad})
+        assert response.status_code == 422, response.text
+        assert says in response.text and "ids" in response.text
+    assert _ids(client, ids=str(made), lifecycle="all") == [made]
 
 
 def test_sort_and_pagination(client: TestClient) -> None:

@@ -20,6 +20,7 @@ from momentum.contract import (
 from momentum.contract.common import NO_NUL
 from momentum.contract.metrics import better_direction
 from momentum.contract.values import encode_value
+from service.api.compare import parse_run_ids
 from service.artifacts import ArtifactStore
 from service.auth import Caller, CallerDep, Role, Scope, requires
 from service.deps import PageDep, SessionDep, SettingsDep, WriteSessionDep
@@ -161,6 +162,7 @@ def create_run(body: RunCreate, session: WriteSessionDep, response: Response) ->
 @router.get("", response_model=Page[RunPublic], dependencies=[requires(Scope.read)])
 def list_runs(
     session: SessionDep,
+    settings: SettingsDep,
     page: PageDep,
     project: Annotated[str | None, Query(max_length=250, pattern=NO_NUL)] = None,
     status: Status | None = None,
@@ -174,9 +176,18 @@ def list_runs(
     sort: SortField = "-created_at",
     finding: FindingFilter = None,
     lifecycle: Lifecycle = "active",
+    ids: Annotated[
+        str | None,
+        Query(
+            max_length=20_000,
+            description="Comma-separated run ids: only these (a comparison's runs in one "
+            "request); at most MOMENTUM_MAX_COMPARE_RUNS or a whole sweep's.",
+        ),
+    ] = None,
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
+        ids=None if ids is None else parse_run_ids(ids, settings.compare_run_cap, "ids"),
         project=project,
         status=status,
         optimizer=optimizer,

@@ -39,6 +39,7 @@ class RunFilters:
     finding: str | None = None
     # MLflow's lifecycle stages shown: soft-deleted runs only when asked for.
     lifecycle: tuple[str, ...] = ("active",)
+    ids: list[int] | None = None  # only these runs (a comparison's selection)
 
 
 SORTS: dict[str, tuple[ColumnElement[Any], ...]] = {
@@ -256,6 +257,8 @@ def _filtered(statement: Select[Any], filters: RunFilters, dialect: str) -> Sele
         conditions.append(Run.momentum <= filters.momentum_max)
     if filters.sweep_id is not None:
         conditions.append(Run.sweep_id == filters.sweep_id)
+    if filters.ids is not None:
+        conditions.append(Run.id.in_(filters.ids))
     for key, text in filters.tags:
         conditions.append(Run.tags[key].as_string() == text)
     for name, value in filters.params:

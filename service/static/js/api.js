@@ -61,3 +61,18 @@ export function withQuery(path, params = {}) {
   const text = query.toString();
   return text ? `${path}?${text}` : path;
 }
+
+// Runs by id in the order asked, a request per RUNS_PER_REQUEST (GET /runs?ids=), not
+// one per run: a page of 100 runs costs one round trip, not 100 queued six at a time.
+const RUNS_PER_REQUEST = 100;
+export async function getRuns(ids) {
+  const chunks = [];
+  for (let i = 0; i < ids.length; i += RUNS_PER_REQUEST) chunks.push(ids.slice(i, i + RUNS_PER_REQUEST));
+  const pages = await Promise.all(chunks.map((chunk) => get("/api/v1/runs", {
+    ids: chunk.join(","), lifecycle: "all", limit: chunk.length,
+  })));
+  const byId = new Map(pages.flatMap((page) => page.items).map((run) => [run.id, run]));
+  const missing = ids.filter((id) => !byId.has(id));
+  if (missing.length) throw new Error(`No run with id ${missing.join(", ")}`);
+  return ids.map((id) => byId.get(id));
+}

@@ -1,6 +1,6 @@
 // Compare view: each key's curves of the selected runs overlaid, smoothing, log scale,
 // zoom that re-fetches its range at full resolution, and the summary table.
-import { get } from "./api.js";
+import { get, getRuns } from "./api.js";
 import { colourBarTrace, mergeByValue, runStyles, tracesFor } from "./curves.js";
 import { drawArtifacts } from "./artifacts.js";
 import { el, formatNumber, plotlyText, replaceRows, showError, throttle } from "./dom.js";
@@ -78,7 +78,7 @@ export async function show() {
   // Keys named in the URL: fetch the curves at once, beside the runs, and draw them
   // before asking which other keys the runs have (that list only fills the choices).
   const early = asked && ids.length ? fetchCurves(ids, asked) : null;
-  runs = await Promise.all(ids.map((id) => get(`/api/v1/runs/${id}`)));
+  runs = ids.length ? await getRuns(ids) : [];
   look = runStyles(runs);
   document.getElementById("compare-common").textContent = commonText(look.common, runs.length);
   if (asked) keys = asked;
@@ -87,7 +87,10 @@ export async function show() {
   keys = asked ?? defaultKeys(available);
   renderKeyChoices(available);
   renderSummaryChoices(available);
-  await Promise.all([charted ?? drawCharts(), drawSummary(), drawArtifacts(runs)]);
+  const drawn = charted ?? drawCharts();
+  // The artifacts are a request per run: listed once the charts are drawn.
+  const listed = drawn.catch(() => null).then(() => drawArtifacts(runs));
+  await Promise.all([drawn, drawSummary(), listed]);
 }
 
 // Every key the runs logged: each run's `latest` has one value per key.
@@ -157,15 +160,15 @@ function fetchCurves(runIds = runs.map((r) => r.id), keyList = keys) {
   });
 }
 
+// Resolves once the curves are drawn; the findings are marked after, in the background
+// (with many runs flagged they are many requests, which nothing else waits for).
 async function drawCharts(fetched = null) {
   drawing = true;
-  let later = null;
   try {
-    later = await drawChartsNow(fetched);
+    await drawChartsNow(fetched);
   } finally {
     drawing = false; // a zoom while the findings are on their way is the user's
   }
-  await later?.marking;
 }
 
 async function drawChartsNow(fetched) {
@@ -176,7 +179,6 @@ async function drawChartsNow(fetched) {
   }
   const curves = fetched ?? fetchCurves();
   const webgl = runs.length >= WEBGL_FROM_RUNS;
-  const diagnosed = diagnoses(runs);
   const Plotly = await (webgl ? plotlyFor("scattergl").catch(() => plotly()) : plotly());
   const type = webgl && Plotly !== (await plotly()) ? "scattergl" : "scatter";
   const x = url.params().get("x") ?? "step";
@@ -206,11 +208,10 @@ async function drawChartsNow(fetched) {
   for (const node of [...container.children]) {
     if (!keys.includes(node.dataset.key)) node.remove(); // a chart and its findings list
   }
-  // The curves never wait for the findings: with many runs flagged they are many requests.
-  const marking = diagnosed.then((found) => {
+  // Asked for once the curves are drawn: they never wait for (or queue behind) the findings.
+  diagnoses(runs).then((found) => {
     if (drawn === drawings) return markFindings(container, charted, result.x, found);
   });
-  return { marking };
 }
 
 async function markFindings(container, chartKeys, x, found) {

@@ -3,7 +3,7 @@
 // confidence intervals, maps of the objective over the params swept, the groups' curves
 // and the groups table. A failure is said as one, never in the verdict's style.
 // A random or TPE sweep, or one that stops runs early, also gets the search panel.
-import { get } from "./api.js";
+import { get, getRuns } from "./api.js";
 import { el, replaceRows, showError, throttle } from "./dom.js";
 import { commonText } from "./params.js";
 import { plotly } from "./plotly.js";
@@ -15,7 +15,7 @@ import * as url from "./url.js";
 // The fewest run ids the API takes in one request by default (MOMENTUM_MAX_COMPARE_RUNS):
 // per-run summaries are asked in chunks of this many, so any selection gets them.
 const IDS_PER_REQUEST = 100;
-const PAGE = 200;
+const PAGE = 256; // MOMENTUM_MAX_GRID_SIZE's default: a whole sweep in one request
 const CONTROLS = { key: "sweep-key", by: "sweep-by", threshold: "sweep-threshold", summary: "sweep-summary" };
 
 let ctx;
@@ -84,13 +84,14 @@ function source(known) {
 }
 
 async function fetchRuns(from) {
-  if (from.runIds) return Promise.all(from.runIds.map((id) => get(`/api/v1/runs/${id}`)));
-  const runs = [];
-  for (let offset = 0; ; offset += PAGE) {
-    const page = await get("/api/v1/runs", { sweep_id: from.sweep.id, limit: PAGE, offset });
-    runs.push(...page.items);
-    if (!page.items.length || runs.length >= page.total) return runs;
-  }
+  if (from.runIds) return getRuns(from.runIds);
+  // The first page says how many there are; the rest are asked for at once.
+  const page = (offset) => get("/api/v1/runs", { sweep_id: from.sweep.id, limit: PAGE, offset });
+  const first = await page(0);
+  const offsets = [];
+  for (let offset = PAGE; offset < first.total; offset += PAGE) offsets.push(offset);
+  const rest = await Promise.all(offsets.map(page));
+  return [first, ...rest].flatMap((p) => p.items);
 }
 
 async function fetchSummaries(runs, ask) {
