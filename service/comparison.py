@@ -28,7 +28,7 @@ from service.analysis import groups as group_math
 from service.analysis.smoothing import debiased_ema
 from service.analysis.summary import CurveSummary, Mode, rank_key, speedup, summarize
 from service.domain_errors import InvalidQuery, NotFound
-from service.downsample import downsample_indices, encoded_values
+from service.downsample import downsample_indices, wire_values
 from service.indexed_params import INDEXED_PARAMS
 from service.models import Run
 from service.storage import compare as compare_store
@@ -143,14 +143,14 @@ def _series(run: Run, key: str, curve: _Curve, origin: float) -> dict[str, Any]:
         "run_id": run.id,
         "run_name": run.name,
         "key": key,
-        "steps": curve.shown["step"].tolist(),
-        "wall_times": (walls - origin).tolist() if origin else walls.tolist(),
-        "values": encoded_values(curve.shown["value"]),
+        "steps": np.ascontiguousarray(curve.shown["step"]),
+        "wall_times": walls - origin if origin else np.ascontiguousarray(walls),
+        "values": wire_values(curve.shown["value"]),
         "total": curve.total,
         "downsampled": len(curve.shown) < curve.total,
     }
     if curve.smoothed is not None:
-        out["smoothed"] = encoded_values(curve.smoothed)
+        out["smoothed"] = wire_values(curve.smoothed)
     return out
 
 

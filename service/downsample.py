@@ -101,6 +101,14 @@ def downsample(columns: Columns, max_points: int) -> Columns:
     return columns.take(downsample_indices(columns.values, max_points))
 
 
+def wire_values(values: np.ndarray) -> np.ndarray | list[EncodedValue]:
+    """Values for a FastJSONResponse: the array itself when all are finite (orjson writes
+    it exactly as it writes the list, in half the time), else `encoded_values`."""
+    if np.isfinite(values).all():
+        return np.ascontiguousarray(values)
+    return encoded_values(values)
+
+
 def encoded_values(values: np.ndarray) -> list[EncodedValue]:
     """Floats for JSON, with NaN/±Infinity as the contract's strings."""
     out: list[EncodedValue] = values.tolist()

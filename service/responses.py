@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 
 class FastJSONResponse(JSONResponse):
-    """orjson-encoded. Callers encode non-finite floats as strings first (orjson writes null)."""
+    """orjson-encoded, numpy arrays (contiguous) written as lists. Callers encode
+    non-finite floats as strings first (orjson writes null): see `wire_values`."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -32,7 +33,7 @@ from service.auth import Caller, CallerDep, Role, Scope, requires
 from service.db import transaction
 from service.deps import MaxPoints, SessionDep, SettingsDep, StateDep, Step
 from service.domain_errors import Forbidden, NotFound
-from service.downsample import encoded_values, points_budget
+from service.downsample import points_budget, wire_values
 from service.errors import ApiError, unprocessable, validation_error
 from service.models import Run
 from service.responses import FastJSONResponse
@@ -200,9 +201,9 @@ def read_history(
     return FastJSONResponse(
         {
             "key": key,
-            "steps": shown["step"].tolist(),
-            "values": encoded_values(shown["value"]),
-            "wall_times": shown["wall_time"].tolist(),
+            "steps": np.ascontiguousarray(shown["step"]),
+            "values": wire_values(shown["value"]),
+            "wall_times": np.ascontiguousarray(shown["wall_time"]),
             "total": total,
             "downsampled": len(shown) < total,
         }

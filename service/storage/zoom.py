@@ -178,12 +178,6 @@ def _read_cells(plan: _Plan, level: int) -> list[tuple[int, np.ndarray, np.ndarr
     return out
 
 
-def _joined(arrays: Sequence[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    """One array of `arrays` end to end: numpy's concatenate of structured arrays costs
-    ~15 µs an array in field promotion, and a window has one per block."""
-    return np.frombuffer(b"".join(array.tobytes() for array in arrays), dtype=dtype)
-
-
 def _combined(pieces: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """`combine` of each (summaries, starts) piece, in one call for all of them."""
     if not pieces:
@@ -191,13 +185,17 @@ def _combined(pieces: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     lengths = np.array([len(summaries) for summaries, _ in pieces], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     starts = np.concatenate([s + offset for (_, s), offset in zip(pieces, offsets, strict=True)])
-    summaries = _joined([summaries for summaries, _ in pieces], SUMMARY_DTYPE)
-    whole = zoom_cells.combine(summaries, starts)
+    # One buffer: numpy's concatenate of structured arrays costs ~15 µs an array.
+    joined = b"".join(summaries.tobytes() for summaries, _ in pieces)
+    whole = zoom_cells.combine(np.frombuffer(joined, SUMMARY_DTYPE), starts)
     return np.split(whole, np.cumsum([len(s) for _, s in pieces])[:-1])
 
 
-def _windows(cursor: DriverCursor, plans: dict[int, _Plan], level: int) -> dict[int, np.ndarray]:
-    """Each series' window cells at `level` in step order, as one summary array."""
+def _window_cells(
+    cursor: DriverCursor, plans: dict[int, _Plan], level: int
+) -> tuple[np.ndarray, list[int]]:
+    """The window cells at `level` of every planned series, each series' in step order and
+    the series in `plans` order, as one summary array; and how many cells each has."""
     pieces: dict[int, list[tuple[int, bytes]]] = {series_id: [] for series_id in plans}
     reads = [
         (series_id, block, summaries, starts)
@@ -214,11 +212,12 @@ def _windows(cursor: DriverCursor, plans: dict[int, _Plan], level: int) -> dict[
         for series_id, block, blob in _in_batches(cursor, sql, stored, (min(blocks), max(blocks))):
             if block in plans[series_id].stored:
                 pieces[series_id].append((block, blob))
-    windows = {}
-    for series_id, found in pieces.items():
+    blobs, counts = [], []
+    for found in pieces.values():
         found.sort(key=lambda piece: piece[0])
-        windows[series_id] = np.frombuffer(b"".join(blob for _, blob in found), SUMMARY_DTYPE)
-    return windows
+        blobs += [blob for _, blob in found]
+        counts.append(sum(len(blob) for _, blob in found) // SUMMARY_DTYPE.itemsize)
+    return np.frombuffer(b"".join(blobs), SUMMARY_DTYPE), counts
 
 
 def _part(summaries: np.ndarray, part: str) -> np.ndarray:
@@ -229,21 +228,29 @@ def _part(summaries: np.ndarray, part: str) -> np.ndarray:
     return out
 
 
-def bucket_points(buckets: np.ndarray, max_points: int) -> np.ndarray:
-    """The points buckets show, in step order: each bucket's low (when it has a finite
-    value), its first NaN/±Infinity, and its high when it holds no NaN/±Infinity; with
-    max_points 1, the one bucket's first NaN/±Infinity, else its low."""
+def bucket_points(buckets: np.ndarray, series: int, max_points: int) -> list[np.ndarray]:
+    """The points each series' buckets show, in step order (`buckets` holds `series` runs
+    of as many buckets): each bucket's low (when it has a finite value), its first
+    NaN/±Infinity, and its high when it holds no NaN/±Infinity; with max_points 1, the
+    one bucket's first NaN/±Infinity, else its low."""
     bad = buckets["has_bad"].astype(bool)
     if max_points == 1:
-        return _part(buckets[:1], "bad" if bad[0] else "low")
+        picks = _part(buckets, "low")
+        picks[bad] = _part(buckets[bad], "bad")
+        return np.split(picks, series)
+    owner = np.repeat(np.arange(series), len(buckets) // series)
     finite = buckets["has_finite"].astype(bool)
     picks = np.concatenate(
         [_part(buckets[finite], "low"), _part(buckets[bad], "bad"), _part(buckets[~bad], "high")]
     )
-    picks = picks[np.argsort(picks["step"], kind="stable")]
+    owners = np.concatenate([owner[finite], owner[bad], owner[~bad]])
+    order = np.lexsort((picks["step"], owners))  # stable: low, bad, high on a tie
+    picks, owners = picks[order], owners[order]
     distinct = np.ones(len(picks), dtype=bool)
-    distinct[1:] = picks["step"][1:] != picks["step"][:-1]  # a low that is also the high
-    return picks[distinct]
+    # A low that is also the high (same step, same series) shows once.
+    distinct[1:] = (picks["step"][1:] != picks["step"][:-1]) | (owners[1:] != owners[:-1])
+    picks, owners = picks[distinct], owners[distinct]
+    return np.split(picks, np.searchsorted(owners, np.arange(1, series)))
 
 
 def _level(plan: _Plan, buckets: int) -> int:
@@ -270,14 +277,19 @@ def read_downsampled(
         else:
             by_level[level][series_id] = plan
     for level, planned in by_level.items():
-        windows = _windows(cursor, planned, level) if planned else {}
-        edges = {
-            series_id: np.linspace(0, len(window), buckets + 1).astype(np.int64)[:-1]
-            for series_id, window in windows.items()
-        }
-        pieces = [(windows[series_id], edges[series_id]) for series_id in windows]
-        for series_id, summaries in zip(windows, _combined(pieces), strict=True):
-            answers[series_id] = (bucket_points(summaries, max_points), planned[series_id].total)
+        if not planned:
+            continue
+        cells, counts = _window_cells(cursor, planned, level)
+        offsets = np.cumsum([0, *counts[:-1]])
+        starts = np.concatenate(
+            [
+                np.linspace(0, count, buckets + 1).astype(np.int64)[:-1] + offset
+                for count, offset in zip(counts, offsets, strict=True)
+            ]
+        )
+        shown = bucket_points(zoom_cells.combine(cells, starts), len(planned), max_points)
+        for (series_id, plan), points in zip(planned.items(), shown, strict=True):
+            answers[series_id] = (points, plan.total)
     return [answers[series_id] for series_id in series_ids]
 
 
