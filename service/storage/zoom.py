@@ -102,15 +102,11 @@ def _plans(
     revision 0004 (that series is read as points)."""
     first, last = start // BLOCK_STEPS, end // BLOCK_STEPS
     around = (first * BLOCK_STEPS, last * BLOCK_STEPS + BLOCK_STEPS - 1)
-    legacy = {
-        series_id: (low, high)
-        for series_id, low, high in _in_batches(cursor, _LEGACY_ROWS_SQL, series_ids, around)
+    near, in_window = _series_with_rows(cursor, series_ids, start, end, around)
+    plans: dict[int, _Plan | None] = {
+        series_id: None if series_id in in_window else _Plan() for series_id in series_ids
     }
-    plans: dict[int, _Plan | None] = {series_id: _Plan() for series_id in series_ids}
-    for series_id, (low, high) in legacy.items():
-        if low <= end and high >= start and _any_row(cursor, series_id, start, end):
-            plans[series_id] = None
-    planned = [series_id for series_id in series_ids if plans[series_id] is not None]
+    planned = [series_id for series_id in series_ids if series_id not in in_window]
     window = (first, last, start, end)
     headers = _in_batches(cursor, _HEADERS_SQL, planned, window)
     as_points: dict[int, set[int]] = {series_id: set() for series_id in planned}
@@ -121,7 +117,7 @@ def _plans(
             plans[series_id].stored[block] = count  # type: ignore[union-attr]
         else:
             as_points[series_id].add(block)
-    whole = _read_whole_blocks(cursor, as_points, set(legacy))
+    whole = _read_whole_blocks(cursor, as_points, near)
     for (series_id, block), records in sorted(whole.items()):
         inside = (records["step"] >= start) & (records["step"] <= end)
         if inside.any():
@@ -130,8 +126,21 @@ def _plans(
     return plans
 
 
-def _any_row(cursor: DriverCursor, series_id: int, start: int, end: int) -> bool:
-    return bool(cursor.execute(_ANY_ROW_SQL, (series_id, start, end)))
+def _series_with_rows(
+    cursor: DriverCursor, series_ids: Sequence[int], start: int, end: int, around: tuple[int, int]
+) -> tuple[set[int], set[int]]:
+    """The series with rows from before revision 0004 in the window's blocks, and those
+    with such rows inside the window itself."""
+    near = {
+        series_id: (low, high)
+        for series_id, low, high in _in_batches(cursor, _LEGACY_ROWS_SQL, series_ids, around)
+    }
+    inside = {
+        series_id
+        for series_id, (low, high) in near.items()
+        if low <= end and high >= start and cursor.execute(_ANY_ROW_SQL, (series_id, start, end))
+    }
+    return set(near), inside
 
 
 def _read_whole_blocks(
