@@ -41,6 +41,14 @@ Lifecycle = Annotated[
     Query(description="Runs soft-deleted through MLflow's `runs/delete`: `deleted`, `all`."),
 ]
 LIFECYCLE_STAGES = {"active": ("active",), "deleted": ("deleted",), "all": ("active", "deleted")}
+OnlyIds = Annotated[
+    str | None,
+    Query(
+        max_length=20_000,
+        description="Comma-separated run ids: only these (a comparison's runs in one "
+        "request); at most MOMENTUM_MAX_COMPARE_RUNS or a whole sweep's.",
+    ),
+]
 SortField = Literal["created_at", "-created_at", "name", "-name", "momentum", "-momentum"]
 FindingFilter = Annotated[
     FindingKind | None, Query(description="Runs whose live diagnosis holds a finding of this kind.")
@@ -176,14 +184,7 @@ def list_runs(
     sort: SortField = "-created_at",
     finding: FindingFilter = None,
     lifecycle: Lifecycle = "active",
-    ids: Annotated[
-        str | None,
-        Query(
-            max_length=20_000,
-            description="Comma-separated run ids: only these (a comparison's runs in one "
-            "request); at most MOMENTUM_MAX_COMPARE_RUNS or a whole sweep's.",
-        ),
-    ] = None,
+    ids: OnlyIds = None,
 ) -> Page[RunPublic]:
     """List runs, filtered, sorted and paginated."""
     filters = run_store.RunFilters(
