@@ -103,10 +103,8 @@ def _plans(
     first, last = start // BLOCK_STEPS, end // BLOCK_STEPS
     around = (first * BLOCK_STEPS, last * BLOCK_STEPS + BLOCK_STEPS - 1)
     near, in_window = _series_with_rows(cursor, series_ids, start, end, around)
-    plans: dict[int, _Plan | None] = {
-        series_id: None if series_id in in_window else _Plan() for series_id in series_ids
-    }
     planned = [series_id for series_id in series_ids if series_id not in in_window]
+    plans = {series_id: _Plan() for series_id in planned}
     window = (first, last, start, end)
     headers = _in_batches(cursor, _HEADERS_SQL, planned, window)
     as_points: dict[int, set[int]] = {series_id: set() for series_id in planned}
@@ -114,7 +112,7 @@ def _plans(
         as_points[series_id].add(step // BLOCK_STEPS)
     for series_id, block, low, high, count, summarized in headers:
         if summarized and low >= start and high <= end and block not in as_points[series_id]:
-            plans[series_id].stored[block] = count  # type: ignore[union-attr]
+            plans[series_id].stored[block] = count
         else:
             as_points[series_id].add(block)
     whole = _read_whole_blocks(cursor, as_points, near)
@@ -122,8 +120,8 @@ def _plans(
         inside = (records["step"] >= start) & (records["step"] <= end)
         if inside.any():
             cell = np.arange(len(records)) // CELL_POINTS
-            plans[series_id].read[block] = (records[inside], cell[inside])  # type: ignore[union-attr]
-    return plans
+            plans[series_id].read[block] = (records[inside], cell[inside])
+    return {series_id: plans.get(series_id) for series_id in series_ids}
 
 
 def _series_with_rows(
@@ -187,17 +185,22 @@ def _read_cells(plan: _Plan, level: int) -> list[tuple[int, np.ndarray, np.ndarr
     return out
 
 
+def _starts_end_to_end(lengths: Sequence[int], starts: Sequence[np.ndarray]) -> np.ndarray:
+    """Each piece's group starts, shifted to where the piece begins once the pieces (of
+    `lengths`) lie end to end: one `combine` then serves all of them."""
+    offsets = np.cumsum([0, *lengths[:-1]])
+    return np.concatenate([own + offset for own, offset in zip(starts, offsets, strict=True)])
+
+
 def _combined(pieces: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
     """`combine` of each (summaries, starts) piece, in one call for all of them."""
     if not pieces:
         return []
-    lengths = np.array([len(summaries) for summaries, _ in pieces], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    starts = np.concatenate([s + offset for (_, s), offset in zip(pieces, offsets, strict=True)])
+    starts = _starts_end_to_end([len(s) for s, _ in pieces], [own for _, own in pieces])
     # One buffer: numpy's concatenate of structured arrays costs ~15 µs an array.
     joined = b"".join(summaries.tobytes() for summaries, _ in pieces)
     whole = zoom_cells.combine(np.frombuffer(joined, SUMMARY_DTYPE), starts)
-    return np.split(whole, np.cumsum([len(s) for _, s in pieces])[:-1])
+    return np.split(whole, np.cumsum([len(own) for _, own in pieces])[:-1])
 
 
 def _window_cells(
@@ -289,13 +292,8 @@ def read_downsampled(
         if not planned:
             continue
         cells, counts = _window_cells(cursor, planned, level)
-        offsets = np.cumsum([0, *counts[:-1]])
-        starts = np.concatenate(
-            [
-                np.linspace(0, count, buckets + 1).astype(np.int64)[:-1] + offset
-                for count, offset in zip(counts, offsets, strict=True)
-            ]
-        )
+        edges = [np.linspace(0, count, buckets + 1).astype(np.int64)[:-1] for count in counts]
+        starts = _starts_end_to_end(counts, edges)
         shown = bucket_points(zoom_cells.combine(cells, starts), len(planned), max_points)
         for (series_id, plan), points in zip(planned.items(), shown, strict=True):
             answers[series_id] = (points, plan.total)

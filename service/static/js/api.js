@@ -62,12 +62,15 @@ export function withQuery(path, params = {}) {
   return text ? `${path}?${text}` : path;
 }
 
-// Runs by id in the order asked, a request per RUNS_PER_REQUEST (GET /runs?ids=), not
-// one per run: a page of 100 runs costs one round trip, not 100 queued six at a time.
-const RUNS_PER_REQUEST = 100;
+// The fewest run ids the API takes in one request by default (MOMENTUM_MAX_COMPARE_RUNS):
+// a selection is asked for in chunks of this many, so any selection works.
+export const IDS_PER_REQUEST = 100;
+
+// Runs by id in the order asked (GET /runs?ids=), not one request per run: 100 runs cost
+// one round trip, not 100 queued six at a time.
 export async function getRuns(ids) {
   const chunks = [];
-  for (let i = 0; i < ids.length; i += RUNS_PER_REQUEST) chunks.push(ids.slice(i, i + RUNS_PER_REQUEST));
+  for (let i = 0; i < ids.length; i += IDS_PER_REQUEST) chunks.push(ids.slice(i, i + IDS_PER_REQUEST));
   const pages = await Promise.all(chunks.map((chunk) => get("/api/v1/runs", {
     ids: chunk.join(","), lifecycle: "all", limit: chunk.length,
   })));

@@ -3,7 +3,7 @@
 // confidence intervals, maps of the objective over the params swept, the groups' curves
 // and the groups table. A failure is said as one, never in the verdict's style.
 // A random or TPE sweep, or one that stops runs early, also gets the search panel.
-import { get, getRuns } from "./api.js";
+import { IDS_PER_REQUEST, get, getRuns } from "./api.js";
 import { el, replaceRows, showError, throttle } from "./dom.js";
 import { commonText } from "./params.js";
 import { plotly } from "./plotly.js";
@@ -12,9 +12,6 @@ import { drawBands, drawValueChart, renderTable } from "./sweepcharts.js";
 import { drawMaps, preloadBundles } from "./sweepmaps.js";
 import * as url from "./url.js";
 
-// The fewest run ids the API takes in one request by default (MOMENTUM_MAX_COMPARE_RUNS):
-// per-run summaries are asked in chunks of this many, so any selection gets them.
-const IDS_PER_REQUEST = 100;
 const PAGE = 256; // MOMENTUM_MAX_GRID_SIZE's default: a whole sweep in one request
 const CONTROLS = { key: "sweep-key", by: "sweep-by", threshold: "sweep-threshold", summary: "sweep-summary" };
 
