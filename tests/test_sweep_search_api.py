@@ -292,7 +292,9 @@ def test_concurrent_claims_and_ends_never_pass_parallelism_or_budget(
 
     with ThreadPoolExecutor(4) as pool:
         for _ in range(12):
-            if not any(pool.map(claim_and_finish, range(4))):
+            # The whole round, not `any` over the lazy map: stopping at its first True
+            # would start the next round while this one's jobs are still ending.
+            if not any(list(pool.map(claim_and_finish, range(4)))):
                 break
             assert _active(engine, sweep["id"]) <= 2
     final = _sweep(client, sweep["id"])
